@@ -1,0 +1,214 @@
+"""L2: answers in Redis, shared by processes and hosts, behind a circuit breaker.
+
+Keys are ``{prefix}:{namespace}:{hash id}``; values are `AnswerCodec` bytes with a
+TTL. Every call has a deadline (connect included) and goes through a breaker, so
+when Redis is down the requests skip it at once instead of each paying a timeout;
+a trial call after a back-off closes the breaker again when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from loguru import logger
+
+from semantic_reuse.answer import AnswerCodec, AnswerDecodeError, AnswerTooLargeError, CachedAnswer
+from semantic_reuse.breaker import CircuitBreaker
+from semantic_reuse.metrics import Metrics
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from semantic_reuse.config import HandlerConfig
+
+T = TypeVar("T")
+
+
+class _Skipped:
+    """Marker: the breaker was open or the call failed; the caller falls through."""
+
+
+SKIPPED = _Skipped()
+
+
+class RedisTier:
+    """Async Redis tier with pooled connections, deadlines, TTLs and a breaker."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "semantic_reuse",
+        ttl_s: float | None = 86_400.0,
+        timeout_s: float = 0.25,
+        max_connections: int = 64,
+        codec: AnswerCodec | None = None,
+        breaker: CircuitBreaker | None = None,
+        metrics: Metrics | None = None,
+        client: Redis | None = None,
+    ) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__}")
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError("ttl_s must be > 0 or None")
+        if client is None:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            # One immediate retry replaces a pooled connection that a Redis restart broke;
+            # anything slower is the breaker's job, not a per-request wait.
+            client = Redis.from_url(
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 1),
+                max_connections=max_connections,
+                decode_responses=False,
+            )
+        self.url = url
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.codec = codec or AnswerCodec()
+        self.breaker = breaker or CircuitBreaker("redis L2")
+        self.metrics = metrics or Metrics()
+        self._client = client
+        self._decode_errors = 0
+
+    @classmethod
+    def from_config(cls, config: HandlerConfig, *, metrics: Metrics | None = None) -> RedisTier:
+        """A tier for ``config.cache.redis_url`` (which must be set)."""
+        cache, perf = config.cache, config.performance
+        if cache.redis_url is None:
+            raise ValueError("cache.redis_url is not set")
+        return cls(
+            cache.redis_url,
+            prefix=cache.redis_prefix,
+            ttl_s=cache.redis_ttl_s,
+            timeout_s=perf.redis_timeout_s,
+            max_connections=perf.redis_max_connections,
+            codec=AnswerCodec(cache.codec, cache.max_value_bytes),
+            breaker=CircuitBreaker(
+                "redis L2",
+                failure_threshold=perf.breaker_failure_threshold,
+                reset_s=perf.breaker_reset_s,
+                max_reset_s=perf.breaker_max_reset_s,
+            ),
+            metrics=metrics,
+        )
+
+    def redis_key(self, namespace: str, key: str) -> str:
+        return f"{self.prefix}:{namespace}:{key}"
+
+    async def _call(self, op: str, call: Callable[[], Awaitable[T]]) -> T | _Skipped:
+        """Run one Redis call under the breaker and the deadline; errors become SKIPPED."""
+        if not self.breaker.allow():
+            self.metrics.inc("tier_ops_total", tier=self.name, op=op, outcome="skipped")
+            return SKIPPED
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                result = await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any client or network error: degrade, never fail the request
+            self.breaker.record_failure(exc)
+            self.metrics.inc("errors_total", component=self.name)
+            self.metrics.inc("tier_ops_total", tier=self.name, op=op, outcome="error")
+            logger.debug("redis {} failed: {!r}", op, exc)
+            return SKIPPED
+        self.breaker.record_success()
+        self.metrics.observe("tier_seconds", time.perf_counter() - start, tier=self.name, op=op)
+        return result
+
+    async def get(self, namespace: str, key: str) -> CachedAnswer | None:
+        blob = await self._call("get", lambda: self._client.get(self.redis_key(namespace, key)))
+        if isinstance(blob, _Skipped) or blob is None:
+            return None
+        try:
+            if not isinstance(blob, bytes):
+                raise AnswerDecodeError(f"expected bytes from Redis, got {type(blob).__name__}")
+            return self.codec.decode(blob)
+        except AnswerDecodeError as exc:
+            self._decode_errors += 1
+            self.metrics.inc("decode_errors_total", tier=self.name)
+            if self._decode_errors == 1 or self._decode_errors % 1000 == 0:
+                logger.warning(
+                    "undecodable value under {} treated as a miss ({} so far): {}",
+                    self.redis_key(namespace, key),
+                    self._decode_errors,
+                    exc,
+                )
+            return None
+
+    async def set(
+        self, namespace: str, key: str, answer: CachedAnswer, ttl_s: float | None = None
+    ) -> bool:
+        """Store; False when skipped (too large, Redis unavailable)."""
+        try:
+            blob = self.codec.encode(answer)
+        except AnswerTooLargeError:
+            self.metrics.inc("too_large_total", tier=self.name)
+            return False
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        px = None if ttl is None else max(1, int(ttl * 1000))
+        result = await self._call(
+            "set", lambda: self._client.set(self.redis_key(namespace, key), blob, px=px)
+        )
+        return not isinstance(result, _Skipped)
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        result = await self._call(
+            "delete", lambda: self._client.unlink(self.redis_key(namespace, key))
+        )
+        return not isinstance(result, _Skipped) and bool(result)
+
+    async def clear(self, namespace: str | None = None) -> int:
+        """Remove this prefix's keys of one namespace (or all); -1 when Redis is unavailable."""
+        pattern = f"{self.prefix}:{namespace}:*" if namespace else f"{self.prefix}:*"
+
+        async def scan_and_unlink() -> int:
+            removed = 0
+            batch: list[bytes] = []
+            async for name in self._client.scan_iter(match=pattern, count=500):
+                batch.append(name)
+                if len(batch) >= 500:
+                    removed += await self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                removed += await self._client.unlink(*batch)
+            return removed
+
+        # Scanning a large keyspace may outlast one op deadline: give it its own.
+        if not self.breaker.allow():
+            return -1
+        try:
+            removed = await scan_and_unlink()
+        except Exception as exc:
+            self.breaker.record_failure(exc)
+            self.metrics.inc("errors_total", component=self.name)
+            return -1
+        self.breaker.record_success()
+        return removed
+
+    async def count(self, namespace: str | None = None) -> int:
+        """Number of this prefix's keys (a SCAN: for stats and tests, not the hot path)."""
+        pattern = f"{self.prefix}:{namespace}:*" if namespace else f"{self.prefix}:*"
+        try:
+            return sum([1 async for _ in self._client.scan_iter(match=pattern, count=1000)])
+        except Exception:
+            return -1
+
+    async def ping(self) -> bool:
+        return (await self._call("ping", self._client.ping)) is True
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,215 @@
+"""The exact cache across tiers: L1 memory, then L2 Redis (optional).
+
+Reads go L1 -> L2 and promote an L2 hit into L1. Writes go to L1 at once and to
+L2 in the background, so the answer is never delayed by Redis; `flush()` waits
+for the background writes (the engine calls it on close). A later write or an
+invalidation of the same key waits for the pending write first, so the tiers
+never end up holding an older answer than the last one written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from loguru import logger
+
+from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.exact.memory import MemoryTier
+from semantic_reuse.exact.redis import RedisTier
+from semantic_reuse.metrics import Metrics
+from semantic_reuse.request import validate_namespace
+
+
+@runtime_checkable
+class CacheTier(Protocol):
+    """What a byte- or object-holding exact tier provides."""
+
+    name: str
+
+    async def get(self, namespace: str, key: str) -> CachedAnswer | None: ...
+
+    async def set(
+        self, namespace: str, key: str, answer: CachedAnswer, ttl_s: float | None = None
+    ) -> bool: ...
+
+    async def delete(self, namespace: str, key: str) -> bool: ...
+
+    async def clear(self, namespace: str | None = None) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExactHit:
+    """An exact hit and the tier that held it."""
+
+    answer: CachedAnswer
+    tier: str
+
+
+class MultiLevelCacheManager:
+    """Exact lookups and writes across the tiers, namespaced, with metrics."""
+
+    def __init__(
+        self,
+        memory: MemoryTier | None = None,
+        redis: RedisTier | None = None,
+        *,
+        metrics: Metrics | None = None,
+        detailed_logging: bool = False,
+        background_write_limit: int = 1024,
+    ) -> None:
+        self.memory = memory or MemoryTier()
+        self.redis = redis
+        self.metrics = metrics or Metrics()
+        self.detailed_logging = detailed_logging
+        self._pending: dict[tuple[str, str], asyncio.Task[bool]] = {}
+        self._write_slots = asyncio.Semaphore(background_write_limit)
+        self.metrics.gauge("entries", lambda: float(len(self.memory)), tier=self.memory.name)
+        self.metrics.gauge("bytes", lambda: float(self.memory.nbytes), tier=self.memory.name)
+
+    @classmethod
+    def from_config(
+        cls, config: HandlerConfig | None = None, *, metrics: Metrics | None = None
+    ) -> MultiLevelCacheManager:
+        """L1 from the budgets; L2 when Redis is configured and enabled."""
+        config = config or HandlerConfig()
+        metrics = metrics or Metrics()
+        cache = config.cache
+        memory = MemoryTier(
+            max_entries=cache.memory_max_entries,
+            max_bytes=cache.memory_max_bytes,
+            ttl_s=cache.memory_ttl_s,
+        )
+        redis = None
+        if config.features.enable_redis and cache.redis_url:
+            redis = RedisTier.from_config(config, metrics=metrics)
+        return cls(
+            memory,
+            redis,
+            metrics=metrics,
+            detailed_logging=config.features.enable_detailed_logging,
+            background_write_limit=config.performance.background_write_limit,
+        )
+
+    @property
+    def tiers(self) -> tuple[CacheTier, ...]:
+        return (self.memory,) if self.redis is None else (self.memory, self.redis)
+
+    async def get(self, key: str, *, namespace: str) -> ExactHit | None:
+        """The answer stored under `key` in `namespace`, from the fastest tier holding it."""
+        validate_namespace(namespace)
+        start = time.perf_counter()
+        answer = self.memory.get_nowait(namespace, key)
+        if answer is not None:
+            return self._hit(answer, self.memory.name, key, start)
+        self.metrics.inc("lookups_total", tier=self.memory.name, outcome="miss")
+        if self.redis is not None:
+            answer = await self.redis.get(namespace, key)
+            if answer is not None:
+                self.memory.set_nowait(namespace, key, answer)
+                return self._hit(answer, self.redis.name, key, start)
+            self.metrics.inc("lookups_total", tier=self.redis.name, outcome="miss")
+        self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="exact")
+        if self.detailed_logging:
+            logger.debug("exact miss {} in {}", key, namespace)
+        return None
+
+    def _hit(self, answer: CachedAnswer, tier: str, key: str, start: float) -> ExactHit:
+        self.metrics.inc("lookups_total", tier=tier, outcome="hit")
+        self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="exact")
+        if self.detailed_logging:
+            logger.debug("exact hit {} from {}", key, tier)
+        return ExactHit(answer, tier)
+
+    async def set(
+        self,
+        key: str,
+        answer: CachedAnswer,
+        *,
+        namespace: str,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Store in L1 now and in L2 in the background."""
+        validate_namespace(namespace)
+        if not isinstance(answer, CachedAnswer):
+            raise TypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")
+        if not self.memory.set_nowait(namespace, key, answer, ttl_s):
+            self.metrics.inc("too_large_total", tier=self.memory.name)
+        self.metrics.inc("stores_total", tier=self.memory.name)
+        if self.redis is not None:
+            previous = self._pending.get((namespace, key))
+            task = asyncio.create_task(self._write_l2(previous, namespace, key, answer, ttl_s))
+            self._pending[(namespace, key)] = task
+            task.add_done_callback(functools.partial(self._forget, (namespace, key)))
+
+    async def _write_l2(
+        self,
+        previous: asyncio.Task[bool] | None,
+        namespace: str,
+        key: str,
+        answer: CachedAnswer,
+        ttl_s: float | None,
+    ) -> bool:
+        assert self.redis is not None
+        if previous is not None:
+            await asyncio.wait([previous])
+        async with self._write_slots:
+            stored = await self.redis.set(namespace, key, answer, ttl_s)
+        self.metrics.inc("stores_total", tier=self.redis.name, outcome="ok" if stored else "skip")
+        return stored
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[bool]) -> None:
+        if self._pending.get(key) is task:
+            del self._pending[key]
+
+    async def flush(self) -> None:
+        """Wait until every background write has finished."""
+        while self._pending:
+            await asyncio.wait(list(self._pending.values()))
+
+    async def invalidate(self, key: str, *, namespace: str) -> None:
+        """Remove one answer from every tier (after any pending write of it)."""
+        validate_namespace(namespace)
+        pending = self._pending.get((namespace, key))
+        if pending is not None:
+            await asyncio.wait([pending])
+        for tier in self.tiers:
+            await tier.delete(namespace, key)
+
+    async def clear(self, namespace: str | None = None) -> None:
+        """Remove a namespace's answers (all answers when None) from every tier."""
+        if namespace is not None:
+            validate_namespace(namespace)
+        await self.flush()
+        for tier in self.tiers:
+            await tier.clear(namespace)
+
+    def stats(self) -> dict[str, Any]:
+        """Lookups, hits, errors, latencies, entries and bytes per tier."""
+        snapshot = self.metrics.snapshot()
+        snapshot["tiers"] = {
+            self.memory.name: {
+                "entries": len(self.memory),
+                "bytes": self.memory.nbytes,
+                "evictions": self.memory.evictions,
+                "expirations": self.memory.expirations,
+            }
+        }
+        if self.redis is not None:
+            snapshot["tiers"][self.redis.name] = {
+                "breaker": self.redis.breaker.state.value,
+                "opened": self.redis.breaker.opened_count,
+                "pending_writes": len(self._pending),
+            }
+        return snapshot
+
+    async def aclose(self) -> None:
+        await self.flush()
+        if self.redis is not None:
+            await self.redis.aclose()

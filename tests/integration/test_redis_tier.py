@@ -1,0 +1,101 @@
+"""RedisTier against a real Redis: values, TTLs, corrupt data, outages and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as redis_client
+
+from semantic_reuse import BreakerState, CachedAnswer, CircuitBreaker, RedisTier
+
+from ..conftest import PrivateRedis, free_port
+
+
+async def test_round_trip_and_key_layout(redis_tier: RedisTier, redis_url: str) -> None:
+    answer = CachedAnswer("Redis is an in-memory store.", (1, 2, 3), usage={"completion_tokens": 3})
+    assert await redis_tier.set("tenant-a", "abc123", answer) is True
+    assert await redis_tier.get("tenant-a", "abc123") == answer
+    raw = redis_client.Redis.from_url(redis_url)
+    try:
+        assert await raw.exists(f"{redis_tier.prefix}:tenant-a:abc123") == 1
+        assert 0 < await raw.pttl(f"{redis_tier.prefix}:tenant-a:abc123") <= 86_400_000
+    finally:
+        await raw.aclose()
+
+
+async def test_ttl_expiry(redis_tier: RedisTier) -> None:
+    await redis_tier.set("n", "short", CachedAnswer("soon gone"), ttl_s=0.15)
+    await redis_tier.set("n", "long", CachedAnswer("stays"))
+    assert await redis_tier.get("n", "short") is not None
+    await asyncio.sleep(0.4)
+    assert await redis_tier.get("n", "short") is None
+    assert await redis_tier.get("n", "long") is not None
+
+
+async def test_namespaces_are_isolated_and_cleared_apart(redis_tier: RedisTier) -> None:
+    await redis_tier.set("a", "k", CachedAnswer("for a"))
+    await redis_tier.set("b", "k", CachedAnswer("for b"))
+    assert (await redis_tier.get("a", "k")).text == "for a"  # type: ignore[union-attr]
+    assert (await redis_tier.get("b", "k")).text == "for b"  # type: ignore[union-attr]
+    assert await redis_tier.get("c", "k") is None
+    assert await redis_tier.clear("a") == 1
+    assert await redis_tier.get("a", "k") is None
+    assert (await redis_tier.get("b", "k")).text == "for b"  # type: ignore[union-attr]
+
+
+async def test_corrupt_value_is_a_counted_miss(redis_tier: RedisTier, redis_url: str) -> None:
+    raw = redis_client.Redis.from_url(redis_url)
+    try:
+        await raw.set(f"{redis_tier.prefix}:n:garbage", b"\x80\x04not an answer")
+        await raw.set(f"{redis_tier.prefix}:n:truncated", b"SR\x01m\x87")
+    finally:
+        await raw.aclose()
+    assert await redis_tier.get("n", "garbage") is None
+    assert await redis_tier.get("n", "truncated") is None
+    assert redis_tier.metrics.counter("decode_errors_total", tier="redis") == 2
+    assert redis_tier.breaker.state is BreakerState.CLOSED  # bad data is not an outage
+
+
+async def test_too_large_values_are_not_stored(redis_tier: RedisTier) -> None:
+    redis_tier.codec = type(redis_tier.codec)("msgpack", 256)
+    assert await redis_tier.set("n", "big", CachedAnswer("x" * 1000)) is False
+    assert await redis_tier.get("n", "big") is None
+    assert redis_tier.metrics.counter("too_large_total", tier="redis") == 1
+
+
+async def test_closed_port_opens_the_breaker_and_later_calls_skip_redis() -> None:
+    breaker = CircuitBreaker("redis L2", failure_threshold=3, reset_s=60)
+    tier = RedisTier(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5, breaker=breaker)
+    try:
+        for i in range(10):
+            assert await tier.get("n", f"k{i}") is None
+            assert await tier.set("n", f"k{i}", CachedAnswer("x")) is False
+        assert breaker.state is BreakerState.OPEN
+        # Only the calls before the breaker opened reached the network.
+        assert tier.metrics.counter("errors_total", component="redis") == 3
+        skipped = tier.metrics.counter("tier_ops_total", tier="redis", op="get", outcome="skipped")
+        assert (
+            skipped
+            + tier.metrics.counter("tier_ops_total", tier="redis", op="set", outcome="skipped")
+            == 17
+        )
+    finally:
+        await tier.aclose()
+
+
+async def test_outage_and_recovery_of_a_private_server(private_redis: PrivateRedis) -> None:
+    breaker = CircuitBreaker("redis L2", failure_threshold=2, reset_s=0.2, max_reset_s=0.4)
+    tier = RedisTier(private_redis.url, timeout_s=0.5, breaker=breaker)
+    try:
+        assert await tier.set("n", "before", CachedAnswer("kept"))
+        private_redis.stop()
+        for _ in range(5):
+            assert await tier.get("n", "before") is None
+        assert breaker.state is BreakerState.OPEN
+        private_redis.start()  # same port, empty data set (no persistence)
+        await asyncio.sleep(0.45)
+        assert await tier.set("n", "after", CachedAnswer("back"))
+        assert breaker.state is BreakerState.CLOSED
+        assert (await tier.get("n", "after")).text == "back"  # type: ignore[union-attr]
+    finally:
+        await tier.aclose()

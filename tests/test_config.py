@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from semantic_reuse import HandlerConfig, PerformanceConfig, ReuseConfig
+
+
+def test_defaults_are_valid_and_alias_is_same_class() -> None:
+    config = HandlerConfig()
+    assert ReuseConfig is HandlerConfig
+    assert 0.0 <= config.similarity_threshold <= 1.0
+    assert config.features.enable_nlp_enhancement is True
+    assert config.performance.nlp_max_concurrent >= 1
+    assert config.cache.redis_url is None
+
+
+@pytest.mark.parametrize("threshold", [-0.01, 1.01, 2])
+def test_threshold_outside_unit_interval_names_the_field(threshold: float) -> None:
+    with pytest.raises(ValueError, match="similarity_threshold"):
+        HandlerConfig(similarity_threshold=threshold)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_threshold_bounds_are_accepted(threshold: float) -> None:
+    assert HandlerConfig(similarity_threshold=threshold).similarity_threshold == threshold
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("cache", "memory_max_bytes", -1),
+        ("cache", "memory_max_entries", 0),
+        ("performance", "nlp_max_concurrent", 0),
+        ("performance", "redis_timeout_s", -0.5),
+        ("cache", "redis_url", "http://not-redis"),
+    ],
+)
+def test_invalid_values_name_the_field(section: str, field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        HandlerConfig(**{section: {field: value}})
+
+
+def test_assignment_is_validated() -> None:
+    config = HandlerConfig()
+    with pytest.raises(ValueError, match="nlp_max_concurrent"):
+        config.performance.nlp_max_concurrent = -3
+
+
+def test_environment_with_prefix_and_nested_delimiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMANTIC_REUSE_SIMILARITY_THRESHOLD", "0.75")
+    monkeypatch.setenv("SEMANTIC_REUSE_PERFORMANCE__NLP_MAX_CONCURRENT", "9")
+    monkeypatch.setenv("SEMANTIC_REUSE_CACHE__REDIS_URL", "redis://10.0.0.1:6380/2")
+    monkeypatch.setenv("SEMANTIC_REUSE_FEATURES__ENABLE_DETAILED_LOGGING", "true")
+    config = HandlerConfig()
+    assert config.similarity_threshold == 0.75
+    assert config.performance.nlp_max_concurrent == 9
+    assert config.cache.redis_url == "redis://10.0.0.1:6380/2"
+    assert config.features.enable_detailed_logging is True
+
+
+def test_invalid_environment_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMANTIC_REUSE_CACHE__MEMORY_TTL_S", "-5")
+    with pytest.raises(ValueError, match="memory_ttl_s"):
+        HandlerConfig()
+
+
+def test_unknown_field_is_rejected() -> None:
+    with pytest.raises(ValueError, match="nlp_max_concurent"):
+        PerformanceConfig(nlp_max_concurent=3)  # type: ignore[call-arg]
