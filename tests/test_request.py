@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import subprocess
 import sys
 
@@ -53,7 +54,10 @@ def test_changing_a_shaping_param_changes_the_key(
 ) -> None:
     base = ReuseRequest(prompt, params=params)
     changed = ReuseRequest(prompt, params={**params, name: value})
-    unchanged = name in params and canonical(params[name]) == canonical(value)
+    # Same canonical JSON (so True and 1 differ, 1 and 1.0 do not).
+    unchanged = name in params and json.dumps(canonical(params[name])) == json.dumps(
+        canonical(value)
+    )
     assert (base.hash_id == changed.hash_id) == unchanged
     assert (base.fingerprint == changed.fingerprint) == unchanged
 
