@@ -1,0 +1,1 @@
+"""Semantic reuse: embeddings, the vector store, the match guard."""

@@ -1,0 +1,363 @@
+"""``QdrantServerStore``: the vector store on a Qdrant server or cluster, through ``qdrant-client``.
+
+``AsyncQdrantClient`` speaks to a server by URL (REST, or gRPC with ``prefer_grpc``). Its local
+mode (``location=":memory:"`` or ``path=...``) runs in-process and serves the tests of this path;
+it is brute-force numpy that runs on the event loop, ignores payload indexes and allows one client
+per folder, so it is not a production store (use :class:`~semantic_reuse.semantic.edge_store.
+EdgeStore` for an embedded one).
+
+The collection (one unnamed cosine vector) and its payload indexes (keyword: namespace, model,
+fingerprint; float: created_at, expires_at; not in local mode, which ignores them) are created on
+first use when missing; an existing collection with another vector size raises ValueError naming
+``dim``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import numpy.typing as npt
+
+from semantic_reuse.semantic.store import (
+    F_CREATED_AT,
+    F_EXPIRES_AT,
+    F_NAMESPACE,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    ScopeFilter,
+    VectorMatch,
+    VectorPoint,
+    check_dim,
+    check_ids,
+    check_limit,
+    check_points,
+    check_threshold,
+    decode_match,
+    encode_payload,
+    engine_threshold,
+    finite_float,
+    is_expired,
+    point_uuid,
+    resolve_now,
+    unit_vector,
+)
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient
+    from qdrant_client.http.models import Filter
+
+__all__ = ["QdrantServerStore"]
+
+#: Points per upsert request (keeps requests well under the server's 32 MB default).
+_UPSERT_CHUNK = 256
+
+
+class QdrantServerStore:
+    """A :class:`~semantic_reuse.semantic.store.VectorStore` on a Qdrant collection.
+
+    Args:
+        location: ``":memory:"`` (local mode, in memory) or a URL; None with ``url`` or ``path``.
+        url: the server's URL, e.g. ``"http://localhost:6333"``.
+        api_key: for Qdrant Cloud or a server that requires one.
+        path: a folder for local mode (persistent; one client per folder).
+        collection: the collection's name.
+        dim: the vector dimension.
+        timeout: request timeout in seconds (the client's default is 5).
+        prefer_grpc: use gRPC where the client can.
+
+    Nothing is sent before the first call, which creates the collection when it is missing.
+    """
+
+    dim: int
+
+    def __init__(
+        self,
+        location: str | None = None,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        collection: str = "semantic_reuse",
+        dim: int,
+        timeout: int | None = None,
+        prefer_grpc: bool = False,
+    ) -> None:
+        from qdrant_client import AsyncQdrantClient
+
+        self.dim = check_dim(dim)
+        if not isinstance(collection, str) or not collection:
+            raise ValueError(f"collection must be a non-empty str, got {collection!r}")
+        self.collection = collection
+        self._client: AsyncQdrantClient = AsyncQdrantClient(
+            location=location,
+            url=url,
+            api_key=api_key,
+            path=path,
+            timeout=timeout,
+            prefer_grpc=prefer_grpc,
+        )
+        # qdrant-client's own rule for local mode; its payload indexes do nothing (and warn).
+        self._local = location == ":memory:" or path is not None
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+        self._closed = False
+
+    # --- the protocol ---------------------------------------------------------------------------
+
+    async def upsert(self, points: Sequence[VectorPoint]) -> None:
+        from qdrant_client import models
+
+        check_points(points, self.dim)
+        structs = [
+            models.PointStruct(
+                id=str(point_uuid(p.id)), vector=p.vector.tolist(), payload=encode_payload(p)
+            )
+            for p in points
+        ]
+        if not structs:
+            return
+        client = await self._ensure()
+        for start in range(0, len(structs), _UPSERT_CHUNK):
+            await client.upsert(
+                self.collection, points=structs[start : start + _UPSERT_CHUNK], wait=True
+            )
+
+    async def search(
+        self,
+        vector: npt.ArrayLike,
+        scope: ScopeFilter,
+        *,
+        limit: int = 10,
+        score_threshold: float | None = None,
+        now: float | None = None,
+    ) -> list[VectorMatch]:
+        query = unit_vector(vector, self.dim, name="vector")
+        limit = check_limit(limit)
+        threshold = engine_threshold(check_threshold(score_threshold))
+        flt = self._scope_filter(scope, resolve_now(now))
+        client = await self._ensure()
+        response = await client.query_points(
+            self.collection,
+            query=query.tolist(),
+            query_filter=flt,
+            limit=limit,
+            score_threshold=threshold,
+            with_payload=True,
+            with_vectors=False,
+        )
+        return self._matches(response.points)
+
+    async def search_batch(
+        self,
+        vectors: Sequence[npt.ArrayLike],
+        scope: ScopeFilter,
+        *,
+        limit: int = 10,
+        score_threshold: float | None = None,
+        now: float | None = None,
+    ) -> list[list[VectorMatch]]:
+        from qdrant_client import models
+
+        queries = [unit_vector(v, self.dim, name="vector") for v in vectors]
+        limit = check_limit(limit)
+        threshold = engine_threshold(check_threshold(score_threshold))
+        flt = self._scope_filter(scope, resolve_now(now))
+        if not queries:
+            return []
+        client = await self._ensure()
+        responses = await client.query_batch_points(
+            self.collection,
+            requests=[
+                models.QueryRequest(
+                    query=q.tolist(),
+                    filter=flt,
+                    limit=limit,
+                    score_threshold=threshold,
+                    with_payload=True,
+                    with_vector=False,
+                )
+                for q in queries
+            ],
+        )
+        return [self._matches(r.points) for r in responses]
+
+    async def get(self, id: str, *, now: float | None = None) -> VectorMatch | None:
+        if not isinstance(id, str):
+            raise TypeError(f"id must be a str, got {type(id).__name__}")
+        moment = resolve_now(now)
+        client = await self._ensure()
+        records = await client.retrieve(
+            self.collection, ids=[str(point_uuid(id))], with_payload=True, with_vectors=False
+        )
+        for record in records:
+            match = decode_match(record.payload, 1.0)
+            if match is not None and match.id == id and not is_expired(match, moment):
+                return match
+        return None
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        from qdrant_client import models
+
+        point_ids: list[models.ExtendedPointId] = [str(point_uuid(i)) for i in check_ids(ids)]
+        if not point_ids:
+            return
+        client = await self._ensure()
+        await client.delete(
+            self.collection, points_selector=models.PointIdsList(points=point_ids), wait=True
+        )
+
+    async def delete_namespace(self, namespace: str) -> int | None:
+        """Delete a namespace; the count is taken just before, so concurrent writes blur it."""
+        from qdrant_client import models
+
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
+        flt = self._namespace_filter(namespace)
+        client = await self._ensure()
+        found = (await client.count(self.collection, count_filter=flt, exact=True)).count
+        if found:
+            await client.delete(
+                self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
+            )
+        return found
+
+    async def delete_older_than(self, timestamp: float) -> None:
+        from qdrant_client import models
+
+        flt = models.Filter(
+            must=[
+                models.FieldCondition(
+                    key=F_CREATED_AT, range=models.Range(lt=finite_float(timestamp, "timestamp"))
+                )
+            ]
+        )
+        client = await self._ensure()
+        await client.delete(
+            self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
+        )
+
+    async def count(self, namespace: str | None = None) -> int:
+        if namespace is not None and not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a str or None, got {type(namespace).__name__}")
+        flt = None if namespace is None else self._namespace_filter(namespace)
+        client = await self._ensure()
+        return (await client.count(self.collection, count_filter=flt, exact=True)).count
+
+    async def flush(self) -> None:
+        """Nothing to do: every write is sent with ``wait=True`` (the server's WAL has it)."""
+        self._check_open()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._client.close()
+
+    async def __aenter__(self) -> QdrantServerStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"QdrantServerStore(collection={self.collection!r}, dim={self.dim}, {state})"
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+
+    async def _ensure(self) -> AsyncQdrantClient:
+        """The client, once the collection and its payload indexes exist."""
+        self._check_open()
+        if self._ready:
+            return self._client
+        async with self._ready_lock:
+            if not self._ready:
+                await self._create_collection()
+                self._ready = True
+        return self._client
+
+    async def _create_collection(self) -> None:
+        from qdrant_client import models
+
+        client = self._client
+        if not await client.collection_exists(self.collection):
+            try:
+                await client.create_collection(
+                    self.collection,
+                    vectors_config=models.VectorParams(
+                        size=self.dim, distance=models.Distance.COSINE
+                    ),
+                )
+            except Exception:
+                # Another client may have created it meanwhile; anything else is a real error.
+                if not await client.collection_exists(self.collection):
+                    raise
+        info = await client.get_collection(self.collection)
+        vectors: Any = info.config.params.vectors
+        if not isinstance(vectors, models.VectorParams):
+            raise ValueError(
+                f"collection {self.collection!r} has named vectors; it was not made by this store"
+            )
+        if vectors.size != self.dim:
+            raise ValueError(
+                f"dim={self.dim} does not match collection {self.collection!r}, "
+                f"which holds {vectors.size}-dimensional vectors"
+            )
+        if vectors.distance != models.Distance.COSINE:
+            raise ValueError(
+                f"collection {self.collection!r} uses {vectors.distance} distance, not cosine"
+            )
+        if self._local:
+            return
+        indexed = set(info.payload_schema or {})
+        for name in KEYWORD_FIELDS:
+            if name not in indexed:
+                await client.create_payload_index(
+                    self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD, wait=True
+                )
+        for name in FLOAT_FIELDS:
+            if name not in indexed:
+                await client.create_payload_index(
+                    self.collection, name, field_schema=models.PayloadSchemaType.FLOAT, wait=True
+                )
+
+    @staticmethod
+    def _scope_filter(scope: ScopeFilter, now: float) -> Filter:
+        from qdrant_client import models
+
+        if not isinstance(scope, ScopeFilter):
+            raise TypeError(f"scope must be a ScopeFilter, got {type(scope).__name__}")
+        return models.Filter(
+            must=[
+                models.FieldCondition(key=key, match=models.MatchValue(value=value))
+                for key, value in zip(
+                    KEYWORD_FIELDS, (scope.namespace, scope.model, scope.fingerprint), strict=True
+                )
+            ],
+            must_not=[models.FieldCondition(key=F_EXPIRES_AT, range=models.Range(lt=now))],
+        )
+
+    @staticmethod
+    def _namespace_filter(namespace: str) -> Filter:
+        from qdrant_client import models
+
+        return models.Filter(
+            must=[models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))]
+        )
+
+    @staticmethod
+    def _matches(points: Sequence[Any]) -> list[VectorMatch]:
+        matches = [decode_match(p.payload, p.score) for p in points]
+        return [m for m in matches if m is not None]
