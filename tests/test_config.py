@@ -8,7 +8,11 @@ from semantic_reuse import HandlerConfig, PerformanceConfig, ReuseConfig
 def test_defaults_are_valid_and_alias_is_same_class() -> None:
     config = HandlerConfig()
     assert ReuseConfig is HandlerConfig
-    assert 0.0 <= config.similarity_threshold <= 1.0
+    assert config.similarity_threshold is None  # the embedder's calibrated value
+    assert config.reuse_threshold() == 0.81
+    assert config.reuse_margin() == 0.03
+    assert HandlerConfig(semantic={"embedder": "e5"}).reuse_threshold() == 0.965
+    assert HandlerConfig(similarity_threshold=0.7).reuse_threshold() == 0.7
     assert config.features.enable_nlp_enhancement is True
     assert config.performance.nlp_max_concurrent >= 1
     assert config.cache.redis_url is None

@@ -10,6 +10,7 @@ from semantic_reuse.answer import (
     AnswerTooLargeError,
     CachedAnswer,
 )
+from semantic_reuse.backend import Backend, CallableBackend
 from semantic_reuse.breaker import BreakerState, CircuitBreaker
 from semantic_reuse.config import (
     CacheConfig,
@@ -17,12 +18,17 @@ from semantic_reuse.config import (
     HandlerConfig,
     PerformanceConfig,
     ReuseConfig,
+    SemanticConfig,
 )
+from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.exact.memory import MemoryTier
 from semantic_reuse.exact.redis import RedisTier
 from semantic_reuse.exact.tiers import CacheTier, ExactHit, MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.outcome import ClauseOutcome, ReuseHit, ReuseInfo, ReuseKind, ReuseResult
+from semantic_reuse.planning import ReuseDecision
 from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, validate_namespace
+from semantic_reuse.streaming import ReuseStream
 
 __version__ = "0.1.0"
 
@@ -31,11 +37,14 @@ __all__ = [
     "AnswerCodec",
     "AnswerDecodeError",
     "AnswerTooLargeError",
+    "Backend",
     "BreakerState",
     "CacheConfig",
     "CacheTier",
     "CachedAnswer",
+    "CallableBackend",
     "CircuitBreaker",
+    "ClauseOutcome",
     "ExactHit",
     "FeatureConfig",
     "HandlerConfig",
@@ -45,7 +54,15 @@ __all__ = [
     "PerformanceConfig",
     "RedisTier",
     "ReuseConfig",
+    "ReuseDecision",
+    "ReuseEngine",
+    "ReuseHit",
+    "ReuseInfo",
+    "ReuseKind",
     "ReuseRequest",
+    "ReuseResult",
+    "ReuseStream",
+    "SemanticConfig",
     "__version__",
     "validate_namespace",
 ]

@@ -1,115 +1,115 @@
-"""The `semantic-reuse` command line: `demo` (more commands come with the engine)."""
+"""The `semantic-reuse` command line: demo, calibrate, bench."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
-import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
-from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.config import HandlerConfig
-from semantic_reuse.exact.tiers import MultiLevelCacheManager
-from semantic_reuse.request import ReuseRequest
-
-DEFAULT_DEMO_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_DATASETS = Path("..") / "shared" / "datasets"
 
 
-async def _pick_redis(url: str | None, console: Console) -> str | None:
-    """The Redis URL to use: the given one or the local default, if it answers."""
-    from semantic_reuse.exact.redis import RedisTier
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.demo import run_demo
 
-    candidate = url or DEFAULT_DEMO_REDIS
-    tier = RedisTier(candidate, timeout_s=0.5)
-    try:
-        alive = await tier.ping()
-    finally:
-        await tier.aclose()
-    if alive:
-        console.print(f"[green]Redis answers at {candidate}: using it as L2[/]")
-        return candidate
-    console.print(f"[yellow]No Redis at {candidate}: running with the memory tier only[/]")
-    return None
+    return asyncio.run(run_demo(args.redis_url, console))
 
 
-async def run_demo(redis_url: str | None, console: Console) -> int:
-    """The core API end to end: keys, answers, the tiers, promotion, tenants, stats."""
-    url = await _pick_redis(redis_url, console)
+def _calibrate(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.calibration import run_calibrate
+
+    return run_calibrate(args, console)
+
+
+def _bench_quality(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from semantic_reuse.bench.quality import quality
+    from semantic_reuse.config import HandlerConfig
+
     config = HandlerConfig()
-    config.cache.redis_url = url
-    config.cache.redis_prefix = "semantic_reuse_demo"
-    manager = MultiLevelCacheManager.from_config(config)
-    await manager.clear()
-
-    table = Table(title="Exact reuse across tiers")
-    for column in ("step", "request", "namespace", "outcome", "tier", "latency"):
-        table.add_column(column)
-
-    async def ask(step: str, request: ReuseRequest) -> None:
-        start = time.perf_counter()
-        hit = await manager.get(request.hash_id, namespace=request.namespace)
-        elapsed = (time.perf_counter() - start) * 1000
-        outcome = "[green]hit[/]" if hit else "[red]miss[/]"
-        label = request.prompt or request.semantic_text
-        row = (label[:48], request.namespace, outcome, hit.tier if hit else "-")
-        table.add_row(step, *row, f"{elapsed:.3f} ms")
-        if hit is None:
-            # Stands in for the model: the engine issues generate here.
-            answer = CachedAnswer(text=f"(answer to: {label})", source_prompt=label)
-            await manager.set(request.hash_id, answer, namespace=request.namespace)
-
-    params = {"temperature": 0.0, "max_tokens": 64}
-    question = ReuseRequest("What is Redis?", model="demo-model", params=params)
-    await ask("first time", question)
-    await ask("exact repeat", ReuseRequest("What is Redis?", model="demo-model", params=params))
-    await ask(
-        "other params",
-        ReuseRequest("What is Redis?", model="demo-model", params={**params, "max_tokens": 8}),
-    )
-    await ask("other tenant", ReuseRequest("What is Redis?", namespace="acme", model="demo-model"))
-    chat = ReuseRequest(
-        messages=[{"role": "user", "content": "Name three vector databases."}], model="demo-model"
-    )
-    await ask("chat", chat)
-    await ask("chat repeat", chat)
-    await manager.flush()
-    await manager.memory.clear()
-    await ask("after L1 loss", question)
-    await ask("promoted to L1", question)
-    console.print(table)
-
-    stats = manager.stats()
-    totals = Table(title="Lookups per tier")
-    for column in ("series", "count"):
-        totals.add_column(column)
-    for series, count in sorted(stats["counters"].get("lookups_total", {}).items()):
-        totals.add_row(series, f"{count:.0f}")
-    console.print(totals)
-    await manager.clear()
-    await manager.aclose()
+    if args.threshold is not None:
+        config.similarity_threshold = args.threshold
+    if args.embedder:
+        config.semantic.embedder = args.embedder
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"shared-cache protocol on {args.pairs.name}", total=None)
+        report = quality(
+            args.pairs,
+            config,
+            limit=args.limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    data = report.as_dict()
+    if args.json:
+        console.print_json(json.dumps(data))
+    else:
+        for key in ("precision", "recall", "f1", "hit_rate", "error_rate", "hits", "queries"):
+            console.print(f"{key:>10}: {data[key]}")
+        console.print(
+            f"     kinds: {data['kinds']}  (threshold {report.threshold}, "
+            f"margin {report.margin}, guard {report.guard}, {report.embedder})"
+        )
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semantic-reuse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="run the main demonstration")
     demo.add_argument(
         "--redis-url",
         default=os.environ.get("REDIS_URL"),
         help="Redis for the L2 tier (default: $REDIS_URL, else 127.0.0.1:6379 if it answers)",
     )
-    args = parser.parse_args(argv)
-    console = Console()
-    if args.command == "demo":
-        return asyncio.run(run_demo(args.redis_url, console))
-    parser.error(f"unknown command {args.command}")
-    return 2
+    demo.set_defaults(run=_demo)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="the similarity threshold that meets a precision target on labelled pairs"
+    )
+    calibrate.add_argument(
+        "--pairs",
+        type=Path,
+        required=True,
+        action="append",
+        help="a pair file (JSONL: q1, q2, label); repeat for several",
+    )
+    calibrate.add_argument("--target-precision", type=float, required=True)
+    calibrate.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
+    calibrate.add_argument("--margin", type=float, default=None)
+    calibrate.add_argument("--no-guard", action="store_true", help="similarity alone")
+    calibrate.add_argument("--limit", type=int, default=None, help="first N pairs of each file")
+    calibrate.add_argument(
+        "--write-env",
+        type=Path,
+        default=None,
+        help="write SEMANTIC_REUSE_SIMILARITY_THRESHOLD to this dotenv file",
+    )
+    calibrate.set_defaults(run=_calibrate)
+
+    bench = commands.add_parser("bench", help="measure quality and speed")
+    suites = bench.add_subparsers(dest="suite", required=True)
+    qual = suites.add_parser("quality", help="the shared-cache protocol through the engine")
+    qual.add_argument("--pairs", type=Path, default=DEFAULT_DATASETS / "qqp_dev_5k.jsonl")
+    qual.add_argument("--limit", type=int, default=None)
+    qual.add_argument("--threshold", type=float, default=None)
+    qual.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
+    qual.add_argument("--json", action="store_true", help="print the report as JSON")
+    qual.set_defaults(run=_bench_quality)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args, Console())
+    return result
 
 
 if __name__ == "__main__":

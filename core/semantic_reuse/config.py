@@ -9,6 +9,7 @@ pydantic's ``ValidationError`` (a ``ValueError``) naming the field.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -60,7 +61,11 @@ class PerformanceConfig(_Section):
         default=30.0, gt=0, description="Cap of the exponential back-off of a breaker."
     )
     embed_max_batch: int = Field(default=32, ge=1)
-    embed_max_wait_ms: float = Field(default=2.0, ge=0)
+    embed_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra wait to fill a batch; 0 still batches concurrent callers.",
+    )
     background_write_limit: int = Field(
         default=1024, ge=1, description="Background L2 writes in flight before new ones wait."
     )
@@ -97,6 +102,32 @@ class CacheConfig(_Section):
         return value
 
 
+class SemanticConfig(_Section):
+    """The embedder, the candidate search and the match guard."""
+
+    embedder: str = Field(
+        default="minilm",
+        min_length=1,
+        description="'minilm' (bundled all-MiniLM-L6-v2), 'e5' (bundled multilingual "
+        "e5-small, for Chinese and mixed prompts) or a sentence-transformers folder.",
+    )
+    embedder_backend: Literal["torch", "onnx"] = "torch"
+    top_k: int = Field(default=10, ge=1, le=1000)
+    candidate_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Refuse when a rival with another answer scores within this of the best; "
+        "None: the embedder's calibrated margin.",
+    )
+    guard: bool = Field(default=True, description="Refuse matches differing in numbers etc.")
+    guard_entities: Literal["lexical", "spacy", "off"] = "lexical"
+    timeout_s: float = Field(
+        default=5.0, gt=0, description="Deadline of one embed + search (after the first load)."
+    )
+
+
 class HandlerConfig(BaseSettings):
     """The whole configuration of a reuse handler (engine, cache tiers, splitter)."""
 
@@ -110,11 +141,13 @@ class HandlerConfig(BaseSettings):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    similarity_threshold: float = Field(
-        default=0.9,
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    similarity_threshold: float | None = Field(
+        default=None,
         ge=0.0,
         le=1.0,
-        description="Cosine similarity (1.0 = same) at or above which a paraphrase is reused.",
+        description="Cosine similarity (1.0 = same) at or above which a paraphrase is reused; "
+        "None: the embedder's calibrated threshold.",
     )
     compound_strategy: CompoundStrategy = "decompose"
     semantic_max_temperature: float = Field(
@@ -122,6 +155,42 @@ class HandlerConfig(BaseSettings):
         ge=0.0,
         description="Requests sampling hotter than this want fresh answers: no semantic reuse.",
     )
+
+    def reuse_threshold(self) -> float:
+        """The similarity threshold in force: the configured one or the calibrated default."""
+        if self.similarity_threshold is not None:
+            return self.similarity_threshold
+        return calibrated_defaults(self.semantic.embedder).threshold
+
+    def reuse_margin(self) -> float:
+        """The ambiguity margin in force: the configured one or the calibrated default."""
+        if self.semantic.margin is not None:
+            return self.semantic.margin
+        return calibrated_defaults(self.semantic.embedder).margin
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A threshold and margin chosen by `semantic-reuse calibrate` on the dev pair files."""
+
+    threshold: float
+    margin: float
+
+
+# From `benchmarks/guard_study.py` on ../shared/datasets (docs/benchmarks.md): the best F1
+# with precision >= 0.62 on a tune half of qqp_dev_5k and on gptcache_mock_pairs, checked
+# on the held-out half; lcqmc_dev for the multilingual model, whose scores sit higher.
+CALIBRATED: dict[str, Calibrated] = {
+    "minilm": Calibrated(threshold=0.81, margin=0.03),
+    "e5": Calibrated(threshold=0.965, margin=0.0),
+}
+UNCALIBRATED = Calibrated(threshold=0.85, margin=0.0)
+
+
+def calibrated_defaults(embedder: str) -> Calibrated:
+    """The calibrated pair for a bundled embedder; a conservative one for any other model
+    (run `semantic-reuse calibrate` on your own labelled pairs)."""
+    return CALIBRATED.get(embedder, UNCALIBRATED)
 
 
 ReuseConfig = HandlerConfig

@@ -185,6 +185,24 @@ class ReuseRequest:
             raise TypeError(f"model must be a str or None, got {type(self.model).__name__}")
         object.__setattr__(self, "_params", answer_shaping_params(self.params))
 
+    def with_text(self, text: str) -> ReuseRequest:
+        """The same request asking `text` instead (a clause of a compound question).
+
+        A chat keeps its context: `text` replaces the last user message.
+        """
+        if self.messages is None:
+            return ReuseRequest(
+                text, namespace=self.namespace, model=self.model, params=self.params
+            )
+        messages = [dict(m) for m in self.messages]
+        last_user = max(
+            (i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages)
+        )
+        messages[last_user : last_user + 1] = [{"role": "user", "content": text}]
+        return ReuseRequest(
+            messages=messages, namespace=self.namespace, model=self.model, params=self.params
+        )
+
     @property
     def answer_params(self) -> dict[str, JSONValue]:
         """The canonical answer-shaping parameters."""

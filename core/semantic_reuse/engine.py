@@ -1,0 +1,397 @@
+"""ReuseEngine: look up, store and generate around any backend.
+
+The flow of one request (DESIGN.md, "One request"):
+
+    key -> exact tiers (memory, Redis, the vector store's point by id)
+        -> single-flight (an identical request already generating? await it)
+        -> reuse policy (may this request take a semantic answer?)
+        -> in parallel: embed + vector search | split into clauses
+        -> decide: EXACT | SEMANTIC | COMPOSED | PARTIAL | MISS
+        -> generate what is missing (clauses concurrently), stream it
+        -> store in the background; every result carries ReuseInfo
+
+Every optional component (Redis, embedder + store, splitter) sits behind a circuit
+breaker: when one fails it is skipped for that request, counted and logged once per
+state change, and the request falls through to generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Self, TypeVar
+
+from loguru import logger
+
+from semantic_reuse.analysis import Analyzer, scope_of
+from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.backend import Backend, PromptInput
+from semantic_reuse.breaker import CircuitBreaker
+from semantic_reuse.clauses import AsyncConjunctionExtractor
+from semantic_reuse.components import Guarded
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.defaults import build_search_helper, build_splitter
+from semantic_reuse.exact.tiers import MultiLevelCacheManager
+from semantic_reuse.metrics import Metrics
+from semantic_reuse.outcome import ReuseHit, ReuseKind, ReuseResult
+from semantic_reuse.planning import ReuseDecision, compose
+from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest
+from semantic_reuse.semantic.search import SimilaritySearchHelper, _check_threshold
+from semantic_reuse.semantic.store import ScopeFilter
+from semantic_reuse.streaming import ReuseStream
+from semantic_reuse.sync import SyncRunner
+
+T = TypeVar("T")
+
+
+class ReuseEngine:
+    """Framework-neutral reuse of earlier answers; async first, `*_sync` derived."""
+
+    def __init__(
+        self,
+        config: HandlerConfig | None = None,
+        *,
+        cache: MultiLevelCacheManager | None = None,
+        search: SimilaritySearchHelper | None = None,
+        splitter: AsyncConjunctionExtractor | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config or HandlerConfig()
+        if metrics is None:
+            metrics = cache.metrics if cache else search.metrics if search else Metrics()
+        self.metrics = metrics
+        self.cache = cache or MultiLevelCacheManager.from_config(self.config, metrics=self.metrics)
+        self.semantic: Guarded[SimilaritySearchHelper] = Guarded(
+            "semantic",
+            breaker=self._breaker("semantic"),
+            metrics=self.metrics,
+            instance=search,
+            build=(
+                functools.partial(build_search_helper, self.config, self.metrics)
+                if self.config.features.enable_semantic_reuse
+                else None
+            ),
+            timeout_s=self.config.semantic.timeout_s,
+        )
+        self.splitter: Guarded[AsyncConjunctionExtractor] = Guarded(
+            "splitter",
+            breaker=self._breaker("splitter"),
+            metrics=self.metrics,
+            instance=splitter,
+            build=functools.partial(build_splitter, self.config),
+        )
+        self._analyzer = Analyzer(
+            self.config, self.cache, self.semantic, self.splitter, self.metrics
+        )
+        self._inflight: dict[str, asyncio.Future[ReuseResult]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._runner = SyncRunner()
+        self._closed = False
+
+    def _breaker(self, name: str) -> CircuitBreaker:
+        perf = self.config.performance
+        return CircuitBreaker(
+            name,
+            failure_threshold=perf.breaker_failure_threshold,
+            reset_s=perf.breaker_reset_s,
+            max_reset_s=perf.breaker_max_reset_s,
+        )
+
+    @classmethod
+    def from_config(cls, config: HandlerConfig | None = None, **components: Any) -> Self:
+        """The embedded defaults for `config`; components given by keyword replace them."""
+        return cls(config, **components)
+
+    async def warm_up(self) -> None:
+        """Load the embedder, open the vector store and load the splitter now rather than
+        on the first request."""
+        await asyncio.gather(self.semantic.get(), self.splitter.get())
+
+    # -- public API ------------------------------------------------------------------
+
+    async def store(
+        self,
+        prompt: PromptInput,
+        answer: object,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None,
+        params: object = None,
+    ) -> str:
+        """Store `answer` for `prompt` in every tier and the vector store; return its hash id."""
+        request = self._request(prompt, namespace, model, params)
+        cached = CachedAnswer.from_any(answer, source_prompt=request.semantic_text)
+        await self.cache.set(request.hash_id, cached, namespace=request.namespace)
+        await self._add_vectors([(request, cached)])
+        return request.hash_id
+
+    async def store_many(
+        self,
+        items: Sequence[tuple[PromptInput, object]],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None,
+        params: object = None,
+    ) -> list[str]:
+        """`store` for many (prompt, answer) pairs: one embedding batch, one upsert."""
+        requests = [self._request(p, namespace, model, params) for p, _ in items]
+        answers = [
+            CachedAnswer.from_any(a, source_prompt=r.semantic_text)
+            for r, (_, a) in zip(requests, items, strict=True)
+        ]
+        for request, answer in zip(requests, answers, strict=True):
+            await self.cache.set(request.hash_id, answer, namespace=request.namespace)
+        await self._add_vectors(list(zip(requests, answers, strict=True)))
+        return [r.hash_id for r in requests]
+
+    async def analyze(
+        self,
+        prompt: PromptInput,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None,
+        params: object = None,
+        threshold: float | None = None,
+        reuse: bool = True,
+    ) -> ReuseDecision:
+        """What could be reused for `prompt`, clause by clause, without generating."""
+        _check_threshold(threshold, "threshold")
+        request = self._request(prompt, namespace, model, params)
+        return await self._analyzer.analyze(request, threshold, reuse)
+
+    async def lookup(
+        self,
+        prompt: PromptInput,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None,
+        params: object = None,
+        threshold: float | None = None,
+        reuse: bool = True,
+    ) -> ReuseHit | None:
+        """A complete reusable answer (exact, semantic or composed), or None."""
+        decision = await self.analyze(
+            prompt, namespace=namespace, model=model, params=params, threshold=threshold,
+            reuse=reuse,
+        )  # fmt: skip
+        if decision.answer is None:
+            return None
+        return ReuseHit(decision.answer, decision.info)
+
+    async def lookup_many(
+        self, prompts: Sequence[PromptInput], **kwargs: Any
+    ) -> list[ReuseHit | None]:
+        """`lookup` for many prompts, concurrently (their embeddings share batches)."""
+        return list(await asyncio.gather(*(self.lookup(p, **kwargs) for p in prompts)))
+
+    def stream(
+        self,
+        prompt: PromptInput,
+        backend: Backend,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None,
+        params: object = None,
+        threshold: float | None = None,
+        reuse: bool = True,
+        request_id: str | None = None,
+    ) -> ReuseStream:
+        """Reuse what can be reused, generate the rest; iterate for text deltas, then
+        read `.result`."""
+        _check_threshold(threshold, "threshold")
+        if not isinstance(backend, Backend):
+            raise TypeError("backend must have an async stream(request) method (a Backend)")
+        request = self._request(prompt, namespace, model, params)
+        rid = request_id or uuid.uuid4().hex[:16]
+        return ReuseStream(self._run(request, backend, threshold, reuse, rid))
+
+    async def generate(self, prompt: PromptInput, backend: Backend, **kwargs: Any) -> ReuseResult:
+        """`stream` to the end; the answer and its ReuseInfo."""
+        stream = self.stream(prompt, backend, **kwargs)
+        async for _ in stream:
+            pass
+        return stream.result
+
+    async def invalidate(
+        self, prompt: PromptInput, *, namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None, params: object = None,
+    ) -> None:  # fmt: skip
+        """Forget the answer stored for exactly this request, in every tier."""
+        request = self._request(prompt, namespace, model, params)
+        await self.cache.invalidate(request.hash_id, namespace=request.namespace)
+        await self.semantic.call(lambda s: s.store.delete([request.hash_id]))
+
+    async def clear(self, namespace: str) -> None:
+        """Forget every answer of a namespace (tenant)."""
+        await self.cache.clear(namespace)
+        await self.semantic.call(lambda s: s.store.delete_namespace(namespace))
+
+    async def flush(self) -> None:
+        """Wait for background stores (to Redis and the vector store)."""
+        while self._background:
+            await asyncio.wait(list(self._background))
+        await self.cache.flush()
+
+    def stats(self) -> dict[str, Any]:
+        """Lookups and hits per kind and tier, stage latencies, errors per component."""
+        stats = self.cache.stats()
+        stats["breakers"] = {c.name: c.breaker.state.value for c in (self.semantic, self.splitter)}
+        if (search := self.semantic.ready) is not None:
+            stats["embedder"] = dataclasses.asdict(search.embedder.stats())
+        if (splitter := self.splitter.ready) is not None:
+            stats["splitter"] = dataclasses.asdict(splitter.stats)
+        return stats
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.flush()
+        await self.cache.aclose()
+        await self.semantic.cancel_build()
+        await self.splitter.cancel_build()
+        # Components given by the caller may be shared: closing them is the caller's job.
+        if (search := self.semantic.ready) is not None and self.semantic.owned:
+            await search.embedder.aclose()
+            await search.store.aclose()
+        if (splitter := self.splitter.ready) is not None and self.splitter.owned:
+            splitter.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- sync wrappers (derived: each runs its coroutine on the engine's loop thread) --
+
+    def store_sync(self, *args: Any, **kwargs: Any) -> str:
+        return self._runner.run(self.store(*args, **kwargs))
+
+    def lookup_sync(self, *args: Any, **kwargs: Any) -> ReuseHit | None:
+        return self._runner.run(self.lookup(*args, **kwargs))
+
+    def analyze_sync(self, *args: Any, **kwargs: Any) -> ReuseDecision:
+        return self._runner.run(self.analyze(*args, **kwargs))
+
+    def generate_sync(self, *args: Any, **kwargs: Any) -> ReuseResult:
+        return self._runner.run(self.generate(*args, **kwargs))
+
+    def close_sync(self) -> None:
+        self._runner.run(self.aclose())
+        self._runner.close()
+
+    # -- the flow ------------------------------------------------------------------------
+
+    def _request(
+        self, prompt: PromptInput, namespace: str, model: str | None, params: object
+    ) -> ReuseRequest:
+        if isinstance(prompt, str):
+            if not prompt.strip():
+                raise ValueError("prompt must not be empty")
+            return ReuseRequest(prompt, namespace=namespace, model=model, params=params)
+        if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes, bytearray)):
+            return ReuseRequest(messages=prompt, namespace=namespace, model=model, params=params)
+        raise TypeError(f"prompt must be a str or a list of messages, got {type(prompt).__name__}")
+
+    async def _run(
+        self, request: ReuseRequest, backend: Backend, threshold: float | None, reuse: bool,
+        request_id: str,
+    ) -> AsyncIterator[str | ReuseResult]:  # fmt: skip
+        """The body of `stream`: yields text deltas, then the ReuseResult."""
+        with logger.contextualize(request_id=request_id):
+            start = time.perf_counter()
+            while True:
+                decision = await self._analyzer.analyze(request, threshold, reuse)
+                if decision.answer is not None:
+                    result = ReuseResult(decision.answer, decision.info)
+                    self._schedule_store(decision, result)
+                    yield result.text
+                    yield result
+                    return
+                leader = self._inflight.get(request.hash_id)
+                if leader is None:
+                    # An identical request may have finished while this one was analysed.
+                    late = self.cache.memory.get_nowait(request.namespace, request.hash_id)
+                    if late is None:
+                        break
+                    decision.plan.set_exact(late, self.cache.memory.name)
+                    decision = decision.plan.decision(time.perf_counter() - start)
+                    continue_with = ReuseResult(decision.answer or late, decision.info)
+                    yield continue_with.text
+                    yield continue_with
+                    return
+                try:  # an identical request is generating: share its answer
+                    shared = await asyncio.shield(leader)
+                except (asyncio.CancelledError, Exception):
+                    if not leader.done():
+                        raise  # this waiter was cancelled; the leader goes on
+                    continue  # the leader failed or was cancelled: look again, maybe lead
+                info = replace(
+                    shared.info, kind=ReuseKind.EXACT, tier="inflight",
+                    elapsed_s=time.perf_counter() - start, generated_tokens=0,
+                )  # fmt: skip
+                self.metrics.inc("requests_total", kind="exact")
+                yield shared.text
+                yield ReuseResult(shared.answer, info)
+                return
+            future: asyncio.Future[ReuseResult] = asyncio.get_running_loop().create_future()
+            self._inflight[request.hash_id] = future
+            try:
+                async for item in compose(decision, backend, self.metrics):
+                    if isinstance(item, ReuseResult):
+                        result = item
+                    else:
+                        yield item
+                self._schedule_store(decision, result)
+                future.set_result(result)
+            finally:
+                if not future.done():
+                    future.cancel()  # waiters see it and generate on their own
+                if self._inflight.get(request.hash_id) is future:
+                    del self._inflight[request.hash_id]
+            yield result
+
+    def _schedule_store(self, decision: ReuseDecision, result: ReuseResult) -> None:
+        """Store the whole answer and every generated clause, in the background."""
+        plan = decision.plan
+        for request, answer in plan.exact_writes(result):
+            self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
+        vectors = plan.vector_writes(result)
+        if vectors:
+            self._track(self._add_vectors(vectors, plan.vectors))
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _add_vectors(
+        self,
+        items: list[tuple[ReuseRequest, CachedAnswer]],
+        known: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Upsert durable records; grouped by scope. Failures are counted, never raised."""
+        groups: dict[ScopeFilter, list[tuple[str, str, CachedAnswer, Any]]] = {}
+        for request, answer in items:
+            vector = (known or {}).get(request.hash_id)
+            groups.setdefault(scope_of(request), []).append(
+                (request.hash_id, request.semantic_text, answer, vector)
+            )
+        ttl = self.config.cache.vector_ttl_s
+        for scope, group in groups.items():
+            await self.semantic.call(functools.partial(_add_many, group, scope, ttl))
+
+
+async def _add_many(
+    group: list[tuple[str, str, CachedAnswer, Any]],
+    scope: ScopeFilter,
+    ttl_s: float | None,
+    search: SimilaritySearchHelper,
+) -> None:
+    await search.add_many(group, scope=scope, ttl_s=ttl_s)

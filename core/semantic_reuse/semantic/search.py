@@ -1,0 +1,224 @@
+"""Similarity search with the reuse check: embed, search Qdrant in scope, decide.
+
+`SimilaritySearchHelper` (the seed's name) joins the embedder, the vector store and the
+reuse policy (threshold, guard, margin). It returns the candidates above a candidate
+threshold and whether the best may be served; clauses of a compound question are
+embedded in one batch and searched in one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from semantic_reuse.answer import AnswerDecodeError, CachedAnswer
+from semantic_reuse.metrics import Metrics
+from semantic_reuse.semantic.decision import Candidate, MatchDecision, ReusePolicy
+from semantic_reuse.semantic.store import ScopeFilter, VectorMatch, VectorPoint, VectorStore
+
+FloatVector = npt.NDArray[np.float32]
+
+
+class AsyncEmbedder(Protocol):
+    """The async embedding front the helper needs (a `MicroBatchingEmbedder`)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+    def stats(self) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarQuestion:
+    """A cached question near the asked one."""
+
+    id: str
+    prompt: str
+    similarity: float
+    answer: CachedAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class SimilaritySearchResult:
+    """Candidates best first, the decision, and the answer to serve when reusable."""
+
+    query: str
+    candidates: tuple[SimilarQuestion, ...]
+    decision: MatchDecision
+    vector: FloatVector | None = None
+
+    @property
+    def reusable(self) -> bool:
+        return self.decision.hit
+
+    @property
+    def best(self) -> SimilarQuestion | None:
+        """The candidate to serve, or None."""
+        index = self.decision.index
+        return None if index is None else self.candidates[index]
+
+
+def _check_threshold(value: float | None, name: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+class SimilaritySearchHelper:
+    """Finds reusable paraphrases inside one scope (namespace, model, fingerprint)."""
+
+    def __init__(
+        self,
+        embedder: AsyncEmbedder,
+        store: VectorStore,
+        policy: ReusePolicy,
+        *,
+        candidate_threshold: float = 0.5,
+        metrics: Metrics | None = None,
+    ) -> None:
+        _check_threshold(candidate_threshold, "candidate_threshold")
+        if embedder.dim != store.dim:
+            raise ValueError(f"embedder dim {embedder.dim} != store dim {store.dim}")
+        self.embedder = embedder
+        self.store = store
+        self.policy = policy
+        self.candidate_threshold = candidate_threshold
+        self.metrics = metrics or Metrics()
+
+    async def embed(self, texts: Sequence[str]) -> list[FloatVector]:
+        start = time.perf_counter()
+        matrix = await self.embedder.embed(list(texts))
+        self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="embed")
+        return [np.asarray(row, dtype=np.float32) for row in matrix]
+
+    async def search_similar_questions_with_reuse_check(
+        self,
+        prompt: str,
+        top_k: int = 10,
+        similarity_threshold: float | None = None,
+        *,
+        scope: ScopeFilter,
+    ) -> SimilaritySearchResult:
+        """Candidates for `prompt` and whether the best may be reused directly."""
+        (result,) = await self.search_many([prompt], top_k, similarity_threshold, scope=scope)
+        return result
+
+    async def search_many(
+        self,
+        prompts: Sequence[str],
+        top_k: int = 10,
+        similarity_threshold: float | None = None,
+        *,
+        scope: ScopeFilter,
+        vectors: Sequence[FloatVector] | None = None,
+    ) -> list[SimilaritySearchResult]:
+        """`search_similar_questions_with_reuse_check` for several prompts: one embedding
+        batch, one vector-store round trip."""
+        _check_threshold(similarity_threshold, "similarity_threshold")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+        if not prompts:
+            return []
+        policy = self.policy
+        if similarity_threshold is not None and similarity_threshold != policy.threshold:
+            policy = replace(policy, threshold=similarity_threshold)
+        if vectors is None:
+            vectors = await self.embed(prompts)
+        # Rivals within the margin below the threshold matter to the decision: fetch them too.
+        floor = min(self.candidate_threshold, max(0.0, policy.threshold - policy.margin))
+        start = time.perf_counter()
+        batches = await self.store.search_batch(
+            list(vectors), scope, limit=top_k, score_threshold=floor
+        )
+        self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="search")
+        return [
+            self._decide(prompt, vector, matches, policy)
+            for prompt, vector, matches in zip(prompts, vectors, batches, strict=True)
+        ]
+
+    def _decide(
+        self,
+        prompt: str,
+        vector: FloatVector,
+        matches: Sequence[VectorMatch],
+        policy: ReusePolicy,
+    ) -> SimilaritySearchResult:
+        seen: set[str] = set()
+        candidates: list[SimilarQuestion] = []
+        for match in matches:
+            if match.id in seen:
+                continue
+            seen.add(match.id)
+            try:
+                answer = CachedAnswer.from_dict(match.answer)
+            except AnswerDecodeError:
+                self.metrics.inc("decode_errors_total", tier="vector")
+                continue
+            candidates.append(SimilarQuestion(match.id, match.prompt, match.score, answer))
+        decision = policy.decide(
+            prompt, [Candidate(c.prompt, c.similarity, c.answer.text) for c in candidates]
+        )
+        return SimilaritySearchResult(prompt, tuple(candidates), decision, vector)
+
+    async def add(
+        self,
+        *,
+        id: str,
+        prompt: str,
+        answer: CachedAnswer,
+        scope: ScopeFilter,
+        vector: FloatVector | None = None,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Store `answer` as the durable record of `prompt` in `scope`."""
+        await self.add_many([(id, prompt, answer, vector)], scope=scope, ttl_s=ttl_s)
+
+    async def add_many(
+        self,
+        items: Sequence[tuple[str, str, CachedAnswer, FloatVector | None]],
+        *,
+        scope: ScopeFilter,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Store several (id, prompt, answer, vector or None) in one embedding batch and upsert."""
+        missing = [prompt for _, prompt, _, vector in items if vector is None]
+        embedded = iter(await self.embed(missing) if missing else [])
+        now = time.time()
+        points = [
+            VectorPoint(
+                id=id,
+                vector=vector if vector is not None else next(embedded),
+                namespace=scope.namespace,
+                model=scope.model,
+                fingerprint=scope.fingerprint,
+                prompt=prompt,
+                answer=answer.to_dict(),
+                created_at=now,
+                expires_at=None if ttl_s is None else now + ttl_s,
+            )
+            for id, prompt, answer, vector in items
+        ]
+        await self.store.upsert(points)
+
+    async def get(self, id: str) -> CachedAnswer | None:
+        """The durable record stored under `id` (the exact tier of last resort)."""
+        match = await self.store.get(id)
+        if match is None:
+            return None
+        try:
+            return CachedAnswer.from_dict(match.answer)
+        except AnswerDecodeError:
+            self.metrics.inc("decode_errors_total", tier="vector")
+            return None
