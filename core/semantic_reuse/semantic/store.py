@@ -28,9 +28,10 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 FloatVector = npt.NDArray[np.float32]
+_T = TypeVar("_T")
 
 #: Payload layout version, stored in every point.
 PAYLOAD_VERSION: Final = 1
@@ -85,8 +87,7 @@ class ScopeFilter:
 
     def __post_init__(self) -> None:
         for name in ("namespace", "model", "fingerprint"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+            check_type(getattr(self, name), str, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +112,7 @@ class VectorPoint:
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty str, got {self.id!r}")
         for name in ("namespace", "model", "fingerprint", "prompt"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+            check_type(getattr(self, name), str, name)
         if not isinstance(self.answer, Mapping):
             raise TypeError(f"answer must be a mapping, got {type(self.answer).__name__}")
         object.__setattr__(self, "vector", unit_vector(self.vector, None, name="vector"))
@@ -203,6 +203,24 @@ class VectorStore(Protocol):
         ...
 
 
+class AsyncCloseable:
+    """Base of the implementations: ``async with store`` calls ``aclose()`` on the way out."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 # --- checks and conversions shared by the implementations -------------------------------------
 
 
@@ -237,6 +255,13 @@ def unit_vector(value: npt.ArrayLike, dim: int | None, *, name: str = "vector") 
         array /= np.float32(norm)
     array.setflags(write=False)
     return array
+
+
+def check_type(value: object, kind: type[_T], name: str) -> _T:
+    """``value`` when it is a ``kind``, else TypeError naming ``name``."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def check_dim(value: object) -> int:
@@ -344,6 +369,21 @@ def decode_match(payload: Mapping[str, Any] | None, score: float) -> VectorMatch
         created_at=float(payload.get(F_CREATED_AT, 0.0)),
         expires_at=None if expires_at is None else float(expires_at),
     )
+
+
+def decode_matches(points: Iterable[Any]) -> list[VectorMatch]:
+    """The matches of an engine's scored points (``payload``, ``score``), foreign ones dropped."""
+    matches = [decode_match(p.payload, p.score) for p in points]
+    return [m for m in matches if m is not None]
+
+
+def live_match(records: Iterable[Any], id: str, now: float) -> VectorMatch | None:
+    """The live match with this id among an engine's retrieved records (``payload``), or None."""
+    for record in records:
+        match = decode_match(record.payload, 1.0)
+        if match is not None and match.id == id and not is_expired(match, now):
+            return match
+    return None
 
 
 def is_expired(match: VectorMatch, now: float) -> bool:

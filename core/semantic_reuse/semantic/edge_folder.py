@@ -1,0 +1,243 @@
+"""``EdgeFolder``: one Qdrant Edge shard in a folder, called synchronously from one thread.
+
+The shard holds one unnamed cosine vector, with payload indexes on the scope (keyword) and the
+clock (float). Every method calls Edge directly and holds the GIL while it runs, so
+:class:`~semantic_reuse.semantic.edge_store.EdgeStore` calls them from its worker thread only.
+``qdrant_edge`` is imported by the methods, not by this module.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from semantic_reuse.semantic.edge_optimize import Optimizer, optimize_in_child
+from semantic_reuse.semantic.store import (
+    F_CREATED_AT,
+    F_EXPIRES_AT,
+    F_NAMESPACE,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    FloatVector,
+    ScopeFilter,
+    VectorMatch,
+    decode_matches,
+    live_match,
+    point_uuid,
+)
+
+if TYPE_CHECKING:
+    from qdrant_edge import EdgeConfig, EdgeShard, Filter, QueryRequest
+
+__all__ = ["EdgeFolder"]
+
+#: A point as Edge takes it: its uuid, unit vector and payload.
+EdgeItem = tuple[uuid.UUID, FloatVector, dict[str, Any]]
+
+
+def _existing_dim(folder: Path) -> int | None:
+    """The vector size recorded in an Edge folder's ``edge_config.json``, when readable."""
+    try:
+        config = json.loads((folder / "edge_config.json").read_text(encoding="utf-8"))
+        return int(config["vectors"][""]["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _has_shard(folder: Path) -> bool:
+    return (folder / "edge_config.json").exists() or (folder / "segments").is_dir()
+
+
+class EdgeFolder:
+    """The shard of ``folder`` (``dim``-dimensional vectors); ``hnsw_ef`` as in ``EdgeStore``.
+
+    Nothing is opened before :meth:`open`; after :meth:`close`, or an optimize whose reload
+    failed, the next call loads the folder again.
+    """
+
+    def __init__(self, folder: Path, dim: int, hnsw_ef: int | None) -> None:
+        self.folder = folder
+        self.dim = dim
+        self._hnsw_ef = hnsw_ef
+        self._shard: EdgeShard | None = None
+
+    def open(self) -> None:
+        """Load the folder's shard, or create it; add the payload indexes it lacks."""
+        from qdrant_edge import EdgeShard, PayloadSchemaType, UpdateOperation
+
+        folder = str(self.folder)
+        if _has_shard(self.folder):
+            existing = _existing_dim(self.folder)
+            if existing is not None and existing != self.dim:
+                raise ValueError(
+                    f"dim={self.dim} does not match the Edge store at {folder}, "
+                    f"which holds {existing}-dimensional vectors"
+                )
+            try:
+                shard = EdgeShard.load(folder, self._config())
+            except Exception as exc:
+                if "ncompatible" in str(exc):
+                    raise ValueError(
+                        f"dim={self.dim} (cosine) does not match the Edge store at {folder}: {exc}"
+                    ) from exc
+                raise RuntimeError(
+                    f"cannot open the Edge store at {folder} (is it open in another process?): "
+                    f"{exc}"
+                ) from exc
+        else:
+            shard = EdgeShard.create(folder, self._config())
+        try:
+            indexed = shard.info().payload_schema
+            for name in KEYWORD_FIELDS:
+                if name not in indexed:
+                    shard.update(
+                        UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword)
+                    )
+            for name in FLOAT_FIELDS:
+                if name not in indexed:
+                    shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Float))
+        except BaseException:
+            shard.close()
+            raise
+        self._shard = shard
+
+    def shard(self) -> EdgeShard:
+        """The open shard, loaded again when it is not."""
+        if self._shard is None:
+            from qdrant_edge import EdgeShard
+
+            self._shard = EdgeShard.load(str(self.folder))
+        return self._shard
+
+    def upsert(self, items: list[EdgeItem]) -> None:
+        from qdrant_edge import Point, UpdateOperation
+
+        self.shard().update(
+            UpdateOperation.upsert_points(
+                [Point(pid, vector.tolist(), payload) for pid, vector, payload in items]
+            )
+        )
+
+    def search(
+        self,
+        vectors: list[FloatVector],
+        scope: ScopeFilter,
+        limit: int,
+        score_threshold: float | None,
+        now: float,
+    ) -> list[list[VectorMatch]]:
+        from qdrant_edge import Query, QueryBatchRequest, QueryRequest, SearchParams
+
+        shard = self.shard()
+        flt = self._scope_filter(scope, now)
+        params = None if self._hnsw_ef is None else SearchParams(hnsw_ef=self._hnsw_ef)
+        requests: list[QueryRequest] = [
+            QueryRequest(
+                limit=limit,
+                query=Query.Nearest(vector.tolist()),
+                filter=flt,
+                score_threshold=score_threshold,
+                params=params,
+                with_payload=True,
+                with_vector=False,
+            )
+            for vector in vectors
+        ]
+        if len(requests) == 1:
+            results = [shard.query(requests[0])]
+        else:
+            results = shard.query_batch(QueryBatchRequest(requests))
+        return [decode_matches(scored) for scored in results]
+
+    def get(self, id: str, now: float) -> VectorMatch | None:
+        return live_match(self.shard().retrieve([point_uuid(id)], True, False), id, now)
+
+    def delete(self, uuids: list[uuid.UUID]) -> None:
+        from qdrant_edge import UpdateOperation
+
+        self.shard().update(UpdateOperation.delete_points(list(uuids)))
+
+    def delete_namespace(self, namespace: str) -> int:
+        from qdrant_edge import CountRequest, UpdateOperation
+
+        shard = self.shard()
+        flt = self._namespace_filter(namespace)
+        found = shard.count(CountRequest(exact=True, filter=flt))
+        if found:
+            shard.update(UpdateOperation.delete_points_by_filter(flt))
+        return found
+
+    def delete_older_than(self, timestamp: float) -> None:
+        from qdrant_edge import FieldCondition, Filter, RangeFloat, UpdateOperation
+
+        flt = Filter(must=[FieldCondition(F_CREATED_AT, range=RangeFloat(lt=timestamp))])
+        self.shard().update(UpdateOperation.delete_points_by_filter(flt))
+
+    def count(self, namespace: str | None) -> int:
+        from qdrant_edge import CountRequest
+
+        flt = None if namespace is None else self._namespace_filter(namespace)
+        return self.shard().count(CountRequest(exact=True, filter=flt))
+
+    def flush(self) -> None:
+        self.shard().flush()
+
+    def stats(self) -> dict[str, int]:
+        """Edge's counters: ``points``, ``indexed_vectors`` (in HNSW) and ``segments``."""
+        info = self.shard().info()
+        return {
+            "points": info.points_count,
+            "indexed_vectors": info.indexed_vectors_count,
+            "segments": info.segments_count,
+        }
+
+    def optimize(self, optimizer: Optimizer, nice: int) -> bool:
+        """Build the HNSW index, here or (closed meanwhile) in a child process; True if changed."""
+        shard = self.shard()
+        if optimizer == "in_process":
+            changed = shard.optimize()
+            shard.flush()
+            return changed
+        shard.flush()
+        shard.close()
+        self._shard = None
+        try:
+            return optimize_in_child(self.folder, nice)
+        finally:
+            self.shard()
+
+    def close(self) -> None:
+        """Flush and close the shard, if open."""
+        try:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+        finally:
+            self._shard = None
+
+    def _config(self) -> EdgeConfig:
+        from qdrant_edge import Distance, EdgeConfig, EdgeVectorParams
+
+        return EdgeConfig(vectors=EdgeVectorParams(size=self.dim, distance=Distance.Cosine))
+
+    @staticmethod
+    def _scope_filter(scope: ScopeFilter, now: float) -> Filter:
+        from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat
+
+        return Filter(
+            must=[
+                FieldCondition(key, match=MatchValue(value))
+                for key, value in zip(
+                    KEYWORD_FIELDS, (scope.namespace, scope.model, scope.fingerprint), strict=True
+                )
+            ],
+            must_not=[FieldCondition(F_EXPIRES_AT, range=RangeFloat(lt=now))],
+        )
+
+    @staticmethod
+    def _namespace_filter(namespace: str) -> Filter:
+        from qdrant_edge import FieldCondition, Filter, MatchValue
+
+        return Filter(must=[FieldCondition(F_NAMESPACE, match=MatchValue(namespace))])
