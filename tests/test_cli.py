@@ -1,26 +1,82 @@
+"""The command line, run as a user runs it (a subprocess, real models, real Redis)."""
+
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+WIDE = {**os.environ, "COLUMNS": "220"}
 
 
-def test_demo_runs_end_to_end_with_redis(redis_url: str) -> None:
+def _row(out: str, shows: str) -> str:
+    match = re.search(rf"│ {re.escape(shows)} .*", out)
+    assert match is not None, f"no row {shows!r} in:\n{out}"
+    return match.group(0)
+
+
+def test_demo_runs_the_session_with_redis(redis_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "semantic_reuse.cli", "demo", "--redis-url", redis_url],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=300, check=False, env=WIDE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "using it as L2" in out
-    assert "exact repeat" in out
-    assert "redis" in out  # the hit after L1 loss came from Redis
-    assert "outcome=hit,tier=redis" in out
+    assert "│ exact " in _row(out, "exact repeat")
+    assert "│ semantic " in _row(out, "paraphrase")
+    assert "composed (exact + exact)" in _row(out, "compound: both parts known")
+    assert "partial (exact + miss)" in _row(out, "compound: one part new")
+    assert "generated (guard:numbers)" in _row(out, "one number differs (guard)")
+    assert "generated" in _row(out, "same words, other tenant")
+    assert "10 requests, 6 model calls" in out
 
 
 def test_demo_without_redis_uses_memory_only() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "semantic_reuse.cli", "demo", "--redis-url", "redis://127.0.0.1:1/0"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=300, check=False, env=WIDE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "memory tier only" in result.stdout
+    assert "10 requests, 6 model calls" in result.stdout
+
+
+def test_calibrate_and_bench_quality_on_small_pair_files(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        ("How do I reset my password?", "How can I reset my password?", 1),
+        ("What is the capital of France?", "What's the capital city of France?", 1),
+        ("How do I learn Python?", "How do I learn Python fast for data science?", 0),
+        ("What is 2+2?", "What is 2+3?", 0),
+        ("How do I bake bread?", "What is the best way to bake bread?", 1),
+        ("Who wrote Hamlet?", "Who wrote Macbeth?", 0),
+    ]
+    pairs.write_text(
+        "".join(
+            f'{{"id": "p{i}", "q1": "{a}", "q2": "{b}", "label": {label}, "lang": "en"}}\n'
+            for i, (a, b, label) in enumerate(rows)
+        )
+    )
+    env_file = tmp_path / "tuned.env"
+    calibrate = subprocess.run(
+        [sys.executable, "-m", "semantic_reuse.cli", "calibrate", "--pairs", str(pairs),
+         "--target-precision", "0.9", "--write-env", str(env_file)],
+        capture_output=True, text=True, timeout=300, check=False, env=WIDE,
+    )  # fmt: skip
+    assert calibrate.returncode == 0, calibrate.stderr + calibrate.stdout
+    line = env_file.read_text().strip()
+    assert re.fullmatch(r"SEMANTIC_REUSE_SIMILARITY_THRESHOLD=0\.\d\d", line)
+    assert line in calibrate.stdout
+
+    bench = subprocess.run(
+        [sys.executable, "-m", "semantic_reuse.cli", "bench", "quality", "--pairs", str(pairs),
+         "--json"],
+        capture_output=True, text=True, timeout=300, check=False, env=WIDE,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    assert '"queries": 6' in bench.stdout
+    assert '"positives": 3' in bench.stdout
+    assert '"wrong": 0' in bench.stdout  # the guard refuses 2+3, entities refuse Macbeth

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from semantic_reuse import HandlerConfig, RedisTier
+from semantic_reuse import HandlerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,17 +43,20 @@ def test_every_setting_is_documented_with_its_default_and_variable() -> None:
             assert repr(value).replace("'", '"') == m.group(2), m.group(1)
 
 
-def test_readme_example_runs(redis_url: str) -> None:
+def test_readme_example_runs(tmp_path: Path) -> None:
+    """The example prints what its comment says, and a second run finds the answers stored
+    by the first in the Qdrant Edge folder."""
     text = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, flags=re.S)
     assert code is not None
-    source = code.group(1).replace("redis://127.0.0.1:6379/0", redis_url)
-    source = source.replace('namespace="acme"', 'namespace="readme-test"')
+    env = {**os.environ, "SEMANTIC_REUSE_CACHE__QDRANT_PATH": str(tmp_path / "qdrant")}
     runs = [
-        subprocess.run([sys.executable, "-c", source], capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-c", code.group(1)], capture_output=True, text=True, env=env
+        )
         for _ in range(2)
     ]
-    asyncio.run(RedisTier(redis_url).clear("readme-test"))
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
-    assert runs[0].stdout == ""  # a miss: the answer is stored
-    assert runs[1].stdout == "redis Redis is an in-memory data store.\n"  # another process
+    assert runs[0].stdout.splitlines() == ["miss []", "semantic []", "partial ['exact', 'miss']"]
+    assert "# miss [] / semantic [] / partial ['exact', 'miss']" in code.group(1)
+    assert runs[1].stdout.splitlines() == ["exact []", "semantic []", "exact []"]

@@ -1,24 +1,44 @@
-"""`semantic-reuse demo`: the main job, played end to end with rich tables."""
+"""`semantic-reuse demo`: a short session through the ReuseEngine, shown as tables.
+
+The model here is a stand-in that echoes the prompt (the vLLM-backed demo replaces it):
+what the demo shows is which requests reach the model and which are answered from
+earlier answers, and why.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.backend import CallableBackend, PromptInput
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.exact.tiers import MultiLevelCacheManager
-from semantic_reuse.request import ReuseRequest
+from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.exact.redis import RedisTier
+from semantic_reuse.outcome import ReuseKind
 
 DEFAULT_DEMO_REDIS = "redis://127.0.0.1:6379/0"
+
+SESSION: list[tuple[str, str, str]] = [
+    # (what it shows, tenant, prompt)
+    ("new question", "acme", "How do I reset my password?"),
+    ("exact repeat", "acme", "How do I reset my password?"),
+    ("paraphrase", "acme", "How can I reset my password?"),
+    ("new question", "acme", "What is Redis?"),
+    ("compound: both parts known", "acme", "What is Redis and how can I reset my password?"),
+    ("compound: one part new", "acme", "What is Redis? Also, how does Qdrant store vectors?"),
+    ("the new part, asked alone", "acme", "How does Qdrant store vectors?"),
+    ("new question", "acme", "What is 2+2?"),
+    ("one number differs (guard)", "acme", "What is 2+3?"),
+    ("same words, other tenant", "globex", "How do I reset my password?"),
+]
 
 
 async def _pick_redis(url: str | None, console: Console) -> str | None:
     """The Redis URL to use: the given one or the local default, if it answers."""
-    from semantic_reuse.exact.redis import RedisTier
-
     candidate = url or DEFAULT_DEMO_REDIS
     tier = RedisTier(candidate, timeout_s=0.5)
     try:
@@ -33,58 +53,46 @@ async def _pick_redis(url: str | None, console: Console) -> str | None:
 
 
 async def run_demo(redis_url: str | None, console: Console) -> int:
-    """The core API end to end: keys, answers, the tiers, promotion, tenants, stats."""
-    url = await _pick_redis(redis_url, console)
+    """Play the session and print one row per request, then the totals."""
+    calls: list[str] = []
+
+    async def stand_in_model(prompt: PromptInput, params: object) -> str:
+        calls.append(str(prompt))
+        return f"(answer to: {prompt})"
+
+    model = CallableBackend(stand_in_model)
     config = HandlerConfig()
-    config.cache.redis_url = url
+    config.cache.redis_url = await _pick_redis(redis_url, console)
     config.cache.redis_prefix = "semantic_reuse_demo"
-    manager = MultiLevelCacheManager.from_config(config)
-    await manager.clear()
-
-    table = Table(title="Exact reuse across tiers")
-    for column in ("step", "request", "namespace", "outcome", "tier", "latency"):
-        table.add_column(column)
-
-    async def ask(step: str, request: ReuseRequest) -> None:
-        start = time.perf_counter()
-        hit = await manager.get(request.hash_id, namespace=request.namespace)
-        elapsed = (time.perf_counter() - start) * 1000
-        outcome = "[green]hit[/]" if hit else "[red]miss[/]"
-        label = request.prompt or request.semantic_text
-        row = (label[:48], request.namespace, outcome, hit.tier if hit else "-")
-        table.add_row(step, *row, f"{elapsed:.3f} ms")
-        if hit is None:
-            # Stands in for the model: the engine issues generate here.
-            answer = CachedAnswer(text=f"(answer to: {label})", source_prompt=label)
-            await manager.set(request.hash_id, answer, namespace=request.namespace)
-
-    params = {"temperature": 0.0, "max_tokens": 64}
-    question = ReuseRequest("What is Redis?", model="demo-model", params=params)
-    await ask("first time", question)
-    await ask("exact repeat", ReuseRequest("What is Redis?", model="demo-model", params=params))
-    await ask(
-        "other params",
-        ReuseRequest("What is Redis?", model="demo-model", params={**params, "max_tokens": 8}),
-    )
-    await ask("other tenant", ReuseRequest("What is Redis?", namespace="acme", model="demo-model"))
-    chat = ReuseRequest(
-        messages=[{"role": "user", "content": "Name three vector databases."}], model="demo-model"
-    )
-    await ask("chat", chat)
-    await ask("chat repeat", chat)
-    await manager.flush()
-    await manager.memory.clear()
-    await ask("after L1 loss", question)
-    await ask("promoted to L1", question)
-    console.print(table)
-
-    stats = manager.stats()
-    totals = Table(title="Lookups per tier")
-    for column in ("series", "count"):
-        totals.add_column(column)
-    for series, count in sorted(stats["counters"].get("lookups_total", {}).items()):
-        totals.add_row(series, f"{count:.0f}")
-    console.print(totals)
-    await manager.clear()
-    await manager.aclose()
+    with tempfile.TemporaryDirectory(prefix="semantic-reuse-demo-") as folder:
+        config.cache.qdrant_path = Path(folder)
+        async with ReuseEngine(config) as engine:
+            with console.status("Loading the embedder and the clause splitter..."):
+                await engine.warm_up()
+            await engine.cache.clear()
+            table = Table(title="Each request: reused or generated, and why")
+            for column in ("shows", "tenant", "prompt", "outcome", "similarity", "ms"):
+                table.add_column(column)
+            for shows, tenant, prompt in SESSION:
+                start = time.perf_counter()
+                result = await engine.generate(prompt, model, namespace=tenant)
+                elapsed = (time.perf_counter() - start) * 1000
+                info = result.info
+                outcome = info.kind.value if info.reused else "[red]generated[/]"
+                if info.clauses:
+                    outcome += " (" + " + ".join(c.kind.value for c in info.clauses) + ")"
+                elif info.refused_by and not info.reused:
+                    outcome += f" ({info.refused_by})"
+                shown = (
+                    info.similarity if info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC) else None
+                )
+                similarity = "" if shown is None else f"{shown:.3f}"
+                table.add_row(shows, tenant, prompt, outcome, similarity, f"{elapsed:.1f}")
+                await engine.flush()
+            console.print(table)
+            stats = engine.stats()
+            await engine.cache.clear()
+    kinds = stats["counters"].get("requests_total", {})
+    console.print(f"{len(SESSION)} requests, {len(calls)} model calls "
+                  f"(the rest reused); outcomes: {kinds}")  # fmt: skip
     return 0
