@@ -367,3 +367,24 @@ async def test_key_of_the_engine_is_the_request_hash(make_engine: EngineFactory)
     engine: ReuseEngine = make_engine()
     key = await engine.store("What is Redis?", CachedAnswer("x"), model="m", namespace="t")
     assert key == ReuseRequest("What is Redis?", model="m", namespace="t").hash_id
+
+
+async def test_invalidate_clear_and_forget_by_age(make_engine: EngineFactory) -> None:
+    engine: ReuseEngine = make_engine()
+    await engine.store("What is Redis?", "An in-memory store.", namespace="a")
+    await engine.store("What is Qdrant?", "A vector database.", namespace="a")
+    await engine.store("What is Redis?", "Tenant b's answer.", namespace="b")
+    await engine.invalidate("What is Redis?", namespace="a")
+    assert await engine.lookup("What is Redis?", namespace="a") is None
+    assert await engine.lookup("What is Qdrant?", namespace="a") is not None
+    await engine.clear("a")
+    assert await engine.lookup("What is Qdrant?", namespace="a") is None
+    assert await engine.lookup("What is Redis?", namespace="b") is not None
+    await engine.cache.memory.clear()  # only the durable record is left
+    await engine.forget_older_than(3600)
+    assert await engine.lookup("What is Redis?", namespace="b") is not None
+    await asyncio.sleep(0.05)
+    await engine.forget_older_than(0.01)
+    assert await engine.lookup("What is Redis?", namespace="b") is None
+    with pytest.raises(ValueError, match="age_s"):
+        await engine.forget_older_than(-1)

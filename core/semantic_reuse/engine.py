@@ -231,6 +231,15 @@ class ReuseEngine:
         await self.cache.clear(namespace)
         await self.semantic.call(lambda s: s.store.delete_namespace(namespace))
 
+    async def forget_older_than(self, age_s: float) -> None:
+        """Delete answers stored more than `age_s` seconds ago from memory and the vector
+        store (Redis entries expire on their TTL: scanning a shared Redis is not cheap)."""
+        if isinstance(age_s, bool) or not isinstance(age_s, (int, float)) or age_s < 0:
+            raise ValueError(f"age_s must be a number >= 0, got {age_s!r}")
+        cutoff = time.time() - age_s
+        await self.cache.memory.drop_created_before(cutoff)
+        await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))
+
     async def flush(self) -> None:
         """Wait for background stores (to Redis and the vector store)."""
         while self._background:

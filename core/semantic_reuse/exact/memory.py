@@ -108,6 +108,14 @@ class MemoryTier:
                 self._remove(k)
             return len(doomed)
 
+    async def drop_created_before(self, timestamp: float) -> int:
+        """Remove answers created before `timestamp` (wall clock, `CachedAnswer.created_at`)."""
+        with self._lock:
+            doomed = [k for k, e in self._entries.items() if e.answer.created_at < timestamp]
+            for k in doomed:
+                self._remove(k)
+            return len(doomed)
+
     async def aclose(self) -> None:
         await self.clear()
 
