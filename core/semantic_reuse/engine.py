@@ -23,7 +23,6 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Self, TypeVar
 
 from loguru import logger
@@ -38,11 +37,12 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper, build_splitter
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
-from semantic_reuse.outcome import ReuseHit, ReuseKind, ReuseResult
+from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.planning import ReuseDecision, compose
 from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest
 from semantic_reuse.semantic.search import SimilaritySearchHelper, _check_threshold
 from semantic_reuse.semantic.store import ScopeFilter
+from semantic_reuse.singleflight import SingleFlight
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
 
@@ -88,7 +88,7 @@ class ReuseEngine:
         self._analyzer = Analyzer(
             self.config, self.cache, self.semantic, self.splitter, self.metrics
         )
-        self._inflight: dict[str, asyncio.Future[ReuseResult]] = {}
+        self.flights: SingleFlight[ReuseResult] = SingleFlight()
         self._background: set[asyncio.Task[None]] = set()
         self._runner = SyncRunner()
         self._closed = False
@@ -317,56 +317,44 @@ class ReuseEngine:
             start = time.perf_counter()
             while True:
                 decision = await self._analyzer.analyze(request, threshold, reuse)
-                if decision.answer is not None:
-                    result = ReuseResult(decision.answer, decision.info)
-                    self._schedule_store(decision, result)
+                reused = decision.answer
+                if reused is None and request.hash_id in self.flights:
+                    shared = await self.flights.follow(request.hash_id)
+                    if shared is None:
+                        continue  # the leader failed: look again, maybe lead
+                    decision = self.shared_decision(decision, shared.answer, start)
+                    reused = shared.answer
+                elif reused is None:
+                    # An identical request may have finished while this one was analysed.
+                    reused = self.cache.memory.get_nowait(request.namespace, request.hash_id)
+                    if reused is not None:
+                        decision = self.shared_decision(decision, reused, start)
+                if reused is not None:
+                    result = ReuseResult(reused, decision.info)
+                    self.record(decision, result)
                     yield result.text
                     yield result
                     return
-                leader = self._inflight.get(request.hash_id)
-                if leader is None:
-                    # An identical request may have finished while this one was analysed.
-                    late = self.cache.memory.get_nowait(request.namespace, request.hash_id)
-                    if late is None:
-                        break
-                    decision.plan.set_exact(late, self.cache.memory.name)
-                    decision = decision.plan.decision(time.perf_counter() - start)
-                    continue_with = ReuseResult(decision.answer or late, decision.info)
-                    yield continue_with.text
-                    yield continue_with
-                    return
-                try:  # an identical request is generating: share its answer
-                    shared = await asyncio.shield(leader)
-                except (asyncio.CancelledError, Exception):
-                    if not leader.done():
-                        raise  # this waiter was cancelled; the leader goes on
-                    continue  # the leader failed or was cancelled: look again, maybe lead
-                info = replace(
-                    shared.info, kind=ReuseKind.EXACT, tier="inflight",
-                    elapsed_s=time.perf_counter() - start, generated_tokens=0,
-                )  # fmt: skip
-                self.metrics.inc("requests_total", kind="exact")
-                yield shared.text
-                yield ReuseResult(shared.answer, info)
-                return
-            future: asyncio.Future[ReuseResult] = asyncio.get_running_loop().create_future()
-            self._inflight[request.hash_id] = future
-            try:
+                break
+            with self.flights.lead(request.hash_id) as flight:
                 async for item in compose(decision, backend, self.metrics):
                     if isinstance(item, ReuseResult):
                         result = item
                     else:
                         yield item
-                self._schedule_store(decision, result)
-                future.set_result(result)
-            finally:
-                if not future.done():
-                    future.cancel()  # waiters see it and generate on their own
-                if self._inflight.get(request.hash_id) is future:
-                    del self._inflight[request.hash_id]
+                self.record(decision, result)
+                flight.set_result(result)
             yield result
 
-    def _schedule_store(self, decision: ReuseDecision, result: ReuseResult) -> None:
+    def shared_decision(
+        self, decision: ReuseDecision, answer: CachedAnswer, start: float
+    ) -> ReuseDecision:
+        """`decision` turned into an exact hit on an identical request's fresh answer."""
+        decision.plan.set_exact(answer, "inflight")
+        self.metrics.inc("inflight_shared_total")
+        return decision.plan.decision(time.perf_counter() - start)
+
+    def record(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """Store the whole answer and every generated clause, in the background."""
         plan = decision.plan
         for request, answer in plan.exact_writes(result):
