@@ -66,6 +66,12 @@ class PerformanceConfig(_Section):
         ge=0,
         description="Extra wait to fill a batch; 0 still batches concurrent callers.",
     )
+    hit_stream_chunk_tokens: int = Field(
+        default=16,
+        ge=0,
+        description="A reused answer streams to a streaming caller in chunks of this many "
+        "tokens (0: all at once).",
+    )
     background_write_limit: int = Field(
         default=1024, ge=1, description="Background L2 writes in flight before new ones wait."
     )
@@ -86,6 +92,18 @@ class CacheConfig(_Section):
         default=1 * MiB, ge=64, description="Answers that encode larger than this are not stored."
     )
     codec: CodecFormat = "msgpack"
+    shared_memory: bool = Field(
+        default=False,
+        description="Share exact answers between processes on this host (named segments).",
+    )
+    shared_memory_name: str = Field(
+        default="semantic-reuse",
+        min_length=1,
+        max_length=180,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
+    )
+    shared_memory_bytes: int = Field(default=8 * MiB, ge=64 * 1024)
+    shared_memory_entries: int = Field(default=5000, ge=1)
     qdrant_path: Path | None = Field(
         default=None, description="Folder of the embedded Qdrant Edge store; None: user cache dir."
     )

@@ -34,8 +34,20 @@ DEFAULT_NAMESPACE = "default"
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 # Sampling fields that never change which answer is right for a prompt: how the
-# output is delivered, not what it says. Everything else shapes the answer.
-NON_SHAPING_PARAMS = frozenset({"output_kind", "extra_args", "request_id"})
+# output is delivered or scheduled, not what it says (vLLM's SamplingParams names).
+# Everything else, unknown fields included, shapes the answer.
+NON_SHAPING_PARAMS = frozenset(
+    {
+        "output_kind",
+        "stream_interval",
+        "skip_clone",
+        "output_text_buffer_length",
+        "skip_reading_prefix_cache",
+        "trace_decode_token_ids",
+        "routed_experts_prompt_start",
+        "request_id",
+    }
+)
 
 
 def validate_namespace(namespace: object, *, argument: str = "namespace") -> str:

@@ -19,8 +19,10 @@ from loguru import logger
 
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.exact.host import HostSharedTier
 from semantic_reuse.exact.memory import MemoryTier
 from semantic_reuse.exact.redis import RedisTier
+from semantic_reuse.exact.shared import SimilarRequestMemoryConfig
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.request import validate_namespace
 
@@ -60,11 +62,13 @@ class MultiLevelCacheManager:
         memory: MemoryTier | None = None,
         redis: RedisTier | None = None,
         *,
+        shared: HostSharedTier | None = None,
         metrics: Metrics | None = None,
         detailed_logging: bool = False,
         background_write_limit: int = 1024,
     ) -> None:
         self.memory = memory or MemoryTier()
+        self.shared = shared
         self.redis = redis
         self.metrics = metrics or Metrics()
         self.detailed_logging = detailed_logging
@@ -89,9 +93,22 @@ class MultiLevelCacheManager:
         redis = None
         if config.features.enable_redis and cache.redis_url:
             redis = RedisTier.from_config(config, metrics=metrics)
+        shared = None
+        if cache.shared_memory:
+            shared = HostSharedTier.open(
+                SimilarRequestMemoryConfig(
+                    request_mapping_memory_size=cache.shared_memory_bytes,
+                    token_mapping_memory_size=cache.shared_memory_bytes,
+                    max_entries=cache.shared_memory_entries,
+                    request_mapping_shared_name=f"{cache.shared_memory_name}-requests",
+                    token_mapping_shared_name=f"{cache.shared_memory_name}-tokens",
+                ),
+                ttl_s=cache.memory_ttl_s,
+            )
         return cls(
             memory,
             redis,
+            shared=shared,
             metrics=metrics,
             detailed_logging=config.features.enable_detailed_logging,
             background_write_limit=config.performance.background_write_limit,
@@ -99,7 +116,8 @@ class MultiLevelCacheManager:
 
     @property
     def tiers(self) -> tuple[CacheTier, ...]:
-        return (self.memory,) if self.redis is None else (self.memory, self.redis)
+        """Fastest first: memory, host shared memory, Redis (those configured)."""
+        return tuple(t for t in (self.memory, self.shared, self.redis) if t is not None)
 
     async def get(self, key: str, *, namespace: str) -> ExactHit | None:
         """The answer stored under `key` in `namespace`, from the fastest tier holding it."""
@@ -109,10 +127,18 @@ class MultiLevelCacheManager:
         if answer is not None:
             return self._hit(answer, self.memory.name, key, start)
         self.metrics.inc("lookups_total", tier=self.memory.name, outcome="miss")
+        if self.shared is not None:
+            answer = self.shared.get_nowait(namespace, key)
+            if answer is not None:
+                self.memory.set_nowait(namespace, key, answer)
+                return self._hit(answer, self.shared.name, key, start)
+            self.metrics.inc("lookups_total", tier=self.shared.name, outcome="miss")
         if self.redis is not None:
             answer = await self.redis.get(namespace, key)
             if answer is not None:
                 self.memory.set_nowait(namespace, key, answer)
+                if self.shared is not None:
+                    self.shared.manager.put_tokens(key, answer)
                 return self._hit(answer, self.redis.name, key, start)
             self.metrics.inc("lookups_total", tier=self.redis.name, outcome="miss")
         self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="exact")
@@ -153,6 +179,8 @@ class MultiLevelCacheManager:
         if not self.memory.set_nowait(namespace, key, answer, ttl_s):
             self.metrics.inc("too_large_total", tier=self.memory.name)
         self.metrics.inc("stores_total", tier=self.memory.name)
+        if self.shared is not None and not self.shared.manager.put_tokens(key, answer):
+            self.metrics.inc("too_large_total", tier=self.shared.name)
         if self.redis is not None:
             previous = self._pending.get((namespace, key))
             task = asyncio.create_task(self._write_l2(previous, namespace, key, answer, ttl_s))
@@ -222,5 +250,7 @@ class MultiLevelCacheManager:
 
     async def aclose(self) -> None:
         await self.flush()
+        if self.shared is not None:
+            await self.shared.aclose()
         if self.redis is not None:
             await self.redis.aclose()
