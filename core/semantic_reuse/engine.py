@@ -355,18 +355,37 @@ class ReuseEngine:
         return decision.plan.decision(time.perf_counter() - start)
 
     def record(self, decision: ReuseDecision, result: ReuseResult) -> None:
-        """Store the whole answer and every generated clause, in the background."""
-        plan = decision.plan
-        for request, answer in plan.exact_writes(result):
-            self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
-        vectors = plan.vector_writes(result)
-        if vectors:
-            self._track(self._add_vectors(vectors, plan.vectors))
+        """Store the whole answer and every generated clause (exact tiers now, vector
+        records in the background)."""
+        self.write_exact(decision.plan.exact_writes(result))
+        self.write_vectors(decision.plan.vector_writes(result), decision.plan.vectors)
 
-    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+    def write_exact(self, writes: Sequence[tuple[ReuseRequest, CachedAnswer]]) -> None:
+        """L1 at once (the next identical request hits), L2 in the cache's background."""
+        for request, answer in writes:
+            self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
+
+    def write_vectors(
+        self,
+        writes: Sequence[tuple[ReuseRequest, CachedAnswer]],
+        vectors: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Durable records in the background (`vectors`: embeddings already computed)."""
+        if writes:
+            self.background(self._add_vectors(list(writes), vectors))
+
+    def background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a tracked background task (`flush()` and `aclose()` wait for it)."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def analyze_request(
+        self, request: ReuseRequest, *, threshold: float | None = None, reuse: bool = True
+    ) -> ReuseDecision:
+        """`analyze` for a request built by the caller (frontends such as vLLM's)."""
+        _check_threshold(threshold, "threshold")
+        return await self._analyzer.analyze(request, threshold, reuse)
 
     async def _add_vectors(
         self,

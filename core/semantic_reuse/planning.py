@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,7 +188,7 @@ async def _pump(backend: Backend, request: ReuseRequest, queue: asyncio.Queue[ob
 
 async def compose(
     decision: ReuseDecision, backend: Backend, metrics: Metrics
-) -> AsyncIterator[str | ReuseResult]:
+) -> AsyncGenerator[str | ReuseResult, None]:
     """Generate what `decision` lacks; yield text deltas, then the `ReuseResult`."""
     plan = decision.plan
     parts = plan.clauses or [plan.whole]
