@@ -91,6 +91,15 @@ def _bench_quality(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _bench_e2e(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.bench.e2e import run_e2e
+
+    with console.status("Running the workload through AsyncLLM and EnhancedAsyncLLM..."):
+        report = asyncio.run(run_e2e(args.datasets, n_new=args.new, concurrency=args.concurrency))
+    console.print_json(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semantic-reuse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     qual.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
     qual.add_argument("--json", action="store_true", help="print the report as JSON")
     qual.set_defaults(run=_bench_quality)
+    e2e = suites.add_parser("e2e", help="a workload through plain AsyncLLM and EnhancedAsyncLLM")
+    e2e.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    e2e.add_argument("--new", type=int, default=12, help="new questions (and as many seeded)")
+    e2e.add_argument("--concurrency", type=int, default=4)
+    e2e.set_defaults(run=_bench_e2e)
     return parser
 
 
