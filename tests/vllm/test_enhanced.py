@@ -11,7 +11,7 @@ from vllm import SamplingParams
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from semantic_reuse import ReuseKind
+from semantic_reuse import ReuseKind, ReuseRequest
 from semantic_reuse.vllm import CustomRequestOutput, EnhancedAsyncLLM, reuse_info
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -61,7 +61,7 @@ async def test_miss_then_exact_hit_with_the_same_text_and_tokens(
     assert hit.outputs[0].text == miss.outputs[0].text
     assert list(hit.outputs[0].token_ids) == list(miss.outputs[0].token_ids)
     assert hit.outputs[0].finish_reason == miss.outputs[0].finish_reason
-    assert hit.reuse.elapsed_s < 0.5  # a lookup, not a generation
+    assert hit.reuse.generated_tokens == 0  # nothing reached the model
 
 
 async def test_paraphrase_is_a_semantic_hit(enhanced_llm: EnhancedAsyncLLM) -> None:
@@ -205,3 +205,39 @@ async def test_tenants_never_share(enhanced_llm: EnhancedAsyncLLM) -> None:
         enhanced_llm.generate_chat(question, greedy(), rid(), namespace="tenant-b")
     )
     assert other[-1].reuse.kind is ReuseKind.MISS
+
+
+async def test_token_and_dict_prompts(enhanced_llm: EnhancedAsyncLLM) -> None:
+    tokenizer = enhanced_llm.get_tokenizer()
+    text = tokenizer.apply_chat_template(
+        chat("What is the tallest mountain on Earth?"), tokenize=False, add_generation_prompt=True
+    )
+    ids = list(tokenizer.encode(text, add_special_tokens=False))
+    first = await collect(enhanced_llm.generate({"prompt_token_ids": ids}, greedy(), rid()))
+    assert first[-1].reuse.kind is ReuseKind.MISS
+    await enhanced_llm.reuse_engine.flush()
+    again = await collect(enhanced_llm.generate({"prompt_token_ids": ids}, greedy(), rid()))
+    assert again[-1].reuse.kind is ReuseKind.EXACT
+    assert list(again[-1].outputs[0].token_ids) == list(first[-1].outputs[0].token_ids)
+    as_dict = await collect(enhanced_llm.generate({"prompt": text}, greedy(), rid()))
+    assert as_dict[-1].outputs[0].text == first[-1].outputs[0].text
+
+
+async def test_abort_of_a_generating_miss(enhanced_llm: EnhancedAsyncLLM) -> None:
+    question = chat("Tell me a long tale about a lighthouse keeper and a storm.")
+    request_id = rid()
+    outputs = []
+    async for out in enhanced_llm.generate_chat(
+        question, greedy(200, RequestOutputKind.DELTA), request_id
+    ):
+        outputs.append(out)
+        if len(outputs) == 2:
+            await enhanced_llm.abort(request_id)
+    assert outputs[-1].finished
+    assert outputs[-1].outputs[0].finish_reason == "abort"
+    await enhanced_llm.reuse_engine.flush()
+    model = str(enhanced_llm.model_config.model)
+    key = ReuseRequest(messages=question, model=model, params=greedy(200)).hash_id
+    assert outputs[-1].reuse.hash_id == key  # the lookup below is of this very request
+    decision = await enhanced_llm.reuse_engine.analyze(question, model=model, params=greedy(200))
+    assert decision.answer is None  # an aborted answer is never stored
