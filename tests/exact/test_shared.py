@@ -33,7 +33,6 @@ from semantic_reuse.exact.shared import (
 
 SPAWN = mp.get_context("spawn")
 SHM = Path("/dev/shm")
-linux_only = pytest.mark.skipif(not SHM.is_dir(), reason="needs /dev/shm to reach raw bytes")
 
 
 def hid(*parts: object) -> str:
@@ -237,7 +236,6 @@ def test_threads_of_one_process_write_safely(config: SimilarRequestMemoryConfig)
         assert len(present) == shared.stats().tokens.entries >= 20
 
 
-@linux_only
 def test_damaged_and_half_written_entries_are_counted_misses(
     config: SimilarRequestMemoryConfig,
 ) -> None:
