@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from loguru import logger
 
+from semantic_reuse.config import PerformanceConfig
+
 
 class BreakerState(enum.Enum):
     CLOSED = "closed"
@@ -53,6 +55,16 @@ class CircuitBreaker:
         self._retry_at = 0.0
         self.opened_count = 0
         self.rejected_count = 0
+
+    @classmethod
+    def from_config(cls, name: str, performance: PerformanceConfig) -> CircuitBreaker:
+        """A breaker with the configured threshold and back-off."""
+        return cls(
+            name,
+            failure_threshold=performance.breaker_failure_threshold,
+            reset_s=performance.breaker_reset_s,
+            max_reset_s=performance.breaker_max_reset_s,
+        )
 
     @property
     def state(self) -> BreakerState:

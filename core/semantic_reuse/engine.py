@@ -23,7 +23,7 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from loguru import logger
 
@@ -40,13 +40,11 @@ from semantic_reuse.metrics import Metrics
 from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.planning import ReuseDecision, compose
 from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest
-from semantic_reuse.semantic.search import SimilaritySearchHelper, _check_threshold
+from semantic_reuse.semantic.search import SimilaritySearchHelper, check_threshold
 from semantic_reuse.semantic.store import ScopeFilter
 from semantic_reuse.singleflight import SingleFlight
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
-
-T = TypeVar("T")
 
 
 class ReuseEngine:
@@ -68,7 +66,7 @@ class ReuseEngine:
         self.cache = cache or MultiLevelCacheManager.from_config(self.config, metrics=self.metrics)
         self.semantic: Guarded[SimilaritySearchHelper] = Guarded(
             "semantic",
-            breaker=self._breaker("semantic"),
+            breaker=CircuitBreaker.from_config("semantic", self.config.performance),
             metrics=self.metrics,
             instance=search,
             build=(
@@ -80,7 +78,7 @@ class ReuseEngine:
         )
         self.splitter: Guarded[AsyncConjunctionExtractor] = Guarded(
             "splitter",
-            breaker=self._breaker("splitter"),
+            breaker=CircuitBreaker.from_config("splitter", self.config.performance),
             metrics=self.metrics,
             instance=splitter,
             build=functools.partial(build_splitter, self.config),
@@ -92,15 +90,6 @@ class ReuseEngine:
         self._background: set[asyncio.Task[None]] = set()
         self._runner = SyncRunner()
         self._closed = False
-
-    def _breaker(self, name: str) -> CircuitBreaker:
-        perf = self.config.performance
-        return CircuitBreaker(
-            name,
-            failure_threshold=perf.breaker_failure_threshold,
-            reset_s=perf.breaker_reset_s,
-            max_reset_s=perf.breaker_max_reset_s,
-        )
 
     @classmethod
     def from_config(cls, config: HandlerConfig | None = None, **components: Any) -> Self:
@@ -160,7 +149,7 @@ class ReuseEngine:
         reuse: bool = True,
     ) -> ReuseDecision:
         """What could be reused for `prompt`, clause by clause, without generating."""
-        _check_threshold(threshold, "threshold")
+        check_threshold(threshold, "threshold")
         request = self._request(prompt, namespace, model, params)
         return await self._analyzer.analyze(request, threshold, reuse)
 
@@ -203,7 +192,7 @@ class ReuseEngine:
     ) -> ReuseStream:
         """Reuse what can be reused, generate the rest; iterate for text deltas, then
         read `.result`."""
-        _check_threshold(threshold, "threshold")
+        check_threshold(threshold, "threshold")
         if not isinstance(backend, Backend):
             raise TypeError("backend must have an async stream(request) method (a Backend)")
         request = self._request(prompt, namespace, model, params)
@@ -384,7 +373,7 @@ class ReuseEngine:
         self, request: ReuseRequest, *, threshold: float | None = None, reuse: bool = True
     ) -> ReuseDecision:
         """`analyze` for a request built by the caller (frontends such as vLLM's)."""
-        _check_threshold(threshold, "threshold")
+        check_threshold(threshold, "threshold")
         return await self._analyzer.analyze(request, threshold, reuse)
 
     async def _add_vectors(

@@ -96,12 +96,7 @@ class RedisTier:
             timeout_s=perf.redis_timeout_s,
             max_connections=perf.redis_max_connections,
             codec=AnswerCodec(cache.codec, cache.max_value_bytes),
-            breaker=CircuitBreaker(
-                "redis L2",
-                failure_threshold=perf.breaker_failure_threshold,
-                reset_s=perf.breaker_reset_s,
-                max_reset_s=perf.breaker_max_reset_s,
-            ),
+            breaker=CircuitBreaker.from_config("redis L2", perf),
             metrics=metrics,
         )
 

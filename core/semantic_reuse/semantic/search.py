@@ -67,7 +67,7 @@ class SimilaritySearchResult:
         return None if index is None else self.candidates[index]
 
 
-def _check_threshold(value: float | None, name: str) -> None:
+def check_threshold(value: float | None, name: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -88,7 +88,7 @@ class SimilaritySearchHelper:
         candidate_threshold: float = 0.5,
         metrics: Metrics | None = None,
     ) -> None:
-        _check_threshold(candidate_threshold, "candidate_threshold")
+        check_threshold(candidate_threshold, "candidate_threshold")
         if embedder.dim != store.dim:
             raise ValueError(f"embedder dim {embedder.dim} != store dim {store.dim}")
         self.embedder = embedder
@@ -126,7 +126,7 @@ class SimilaritySearchHelper:
     ) -> list[SimilaritySearchResult]:
         """`search_similar_questions_with_reuse_check` for several prompts: one embedding
         batch, one vector-store round trip."""
-        _check_threshold(similarity_threshold, "similarity_threshold")
+        check_threshold(similarity_threshold, "similarity_threshold")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
         if not prompts:
