@@ -100,6 +100,25 @@ def _bench_e2e(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _bench_compound(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from semantic_reuse.bench.compound import compound
+    from semantic_reuse.config import HandlerConfig
+
+    config = HandlerConfig()
+    if args.embedder:
+        config.semantic.embedder = args.embedder
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"compound questions from {args.queries.name}", total=None)
+        report = compound(
+            args.queries, config, lang=args.lang, limit=args.limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console.print_json(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semantic-reuse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     qual.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
     qual.add_argument("--json", action="store_true", help="print the report as JSON")
     qual.set_defaults(run=_bench_quality)
+    comp = suites.add_parser("compound", help="compound questions: split and clause reuse")
+    comp.add_argument("--queries", type=Path, default=DEFAULT_DATASETS / "compound_dev.jsonl")
+    comp.add_argument("--lang", choices=["en", "zh"], default=None)
+    comp.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
+    comp.add_argument("--limit", type=int, default=None)
+    comp.set_defaults(run=_bench_compound)
     e2e = suites.add_parser("e2e", help="a workload through plain AsyncLLM and EnhancedAsyncLLM")
     e2e.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     e2e.add_argument("--new", type=int, default=12, help="new questions (and as many seeded)")

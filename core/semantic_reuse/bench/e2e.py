@@ -67,7 +67,8 @@ def build_workload(datasets: Path, n_new: int, seed: int = 7) -> tuple[list[Item
     """(warm-up items that seed the cache, measured items). Paraphrases are labelled
     duplicates of a warm-up question; compounds join two warm-up questions."""
     rng = random.Random(seed)
-    pairs = [json.loads(line) for line in (datasets / "qqp_dev_5k.jsonl").open()]
+    lines = (datasets / "qqp_dev_5k.jsonl").read_text(encoding="utf-8").splitlines()
+    pairs = [json.loads(line) for line in lines if line.strip()]
     dupes = [p for p in pairs if p["label"] == 1 and len(p["q1"]) < 90 and len(p["q2"]) < 90]
     rng.shuffle(dupes)
     seeded = dupes[:n_new]
