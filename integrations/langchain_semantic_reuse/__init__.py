@@ -1,3 +1,5 @@
 """LangChain integration for semantic-reuse (cache and model classes; see docs/langchain.md)."""
 
-__all__: list[str] = []
+from langchain_semantic_reuse.cache import SemanticReuseCache
+
+__all__: list[str] = ["SemanticReuseCache"]
