@@ -343,10 +343,8 @@ async def test_sync_wrappers(minilm: Any, splitter: Any, tmp_path: Path) -> None
         engine._runner.run(search.store.aclose())
         engine.close_sync()
 
-    # Works inside a running event loop (this test's) as well as outside one.
-    await asyncio.to_thread(run)
-    run_inside_loop_thread_free = run  # the sync call below runs on this loop's thread
-    run_inside_loop_thread_free()
+    await asyncio.to_thread(run)  # from a thread with no event loop
+    run()  # from inside this test's running event loop (a sync callback in an async app)
 
 
 async def test_bad_input_at_the_api_edge(make_engine: EngineFactory) -> None:
