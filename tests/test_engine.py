@@ -340,7 +340,7 @@ async def test_sync_wrappers(minilm: Any, splitter: Any, tmp_path: Path) -> None
         hit = engine.lookup_sync("What is Redis?")
         assert hit is not None
         assert hit.text == "An in-memory store."
-        engine._runner.run(search.store.aclose())
+        engine.run_sync(search.store.aclose())
         engine.close_sync()
 
     await asyncio.to_thread(run)  # from a thread with no event loop

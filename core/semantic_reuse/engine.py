@@ -23,7 +23,7 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from loguru import logger
 
@@ -45,6 +45,8 @@ from semantic_reuse.semantic.store import ScopeFilter
 from semantic_reuse.singleflight import SingleFlight
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
+
+T = TypeVar("T")
 
 
 class ReuseEngine:
@@ -267,6 +269,11 @@ class ReuseEngine:
         await self.aclose()
 
     # -- sync wrappers (derived: each runs its coroutine on the engine's loop thread) --
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine that uses this engine from sync code (inside or outside a
+        running event loop): on the engine's own loop thread, where its resources live."""
+        return self._runner.run(coro)
 
     def store_sync(self, *args: Any, **kwargs: Any) -> str:
         return self._runner.run(self.store(*args, **kwargs))
