@@ -310,28 +310,13 @@ class ReuseEngine:
     ) -> AsyncIterator[str | ReuseResult]:  # fmt: skip
         """The body of `stream`: yields text deltas, then the ReuseResult."""
         with logger.contextualize(request_id=request_id):
-            start = time.perf_counter()
-            while True:
-                decision = await self._analyzer.analyze(request, threshold, reuse)
-                reused = decision.answer
-                if reused is None and request.hash_id in self.flights:
-                    shared = await self.flights.follow(request.hash_id)
-                    if shared is None:
-                        continue  # the leader failed: look again, maybe lead
-                    decision = self.shared_decision(decision, shared.answer, start)
-                    reused = shared.answer
-                elif reused is None:
-                    # An identical request may have finished while this one was analysed.
-                    reused = self.cache.memory.get_nowait(request.namespace, request.hash_id)
-                    if reused is not None:
-                        decision = self.shared_decision(decision, reused, start)
-                if reused is not None:
-                    result = ReuseResult(reused, decision.info)
-                    self.record(decision, result)
-                    yield result.text
-                    yield result
-                    return
-                break
+            decision = await self.decide(request, threshold=threshold, reuse=reuse)
+            if decision.answer is not None:
+                result = ReuseResult(decision.answer, decision.info)
+                self.record(decision, result)
+                yield result.text
+                yield result
+                return
             with self.flights.lead(request.hash_id) as flight:
                 async for item in compose(decision, backend, self.metrics):
                     if isinstance(item, ReuseResult):
@@ -342,13 +327,30 @@ class ReuseEngine:
                 flight.set_result(result)
             yield result
 
-    def shared_decision(
-        self, decision: ReuseDecision, answer: CachedAnswer, start: float
+    async def decide(
+        self, request: ReuseRequest, *, threshold: float | None = None, reuse: bool = True
     ) -> ReuseDecision:
-        """`decision` turned into an exact hit on an identical request's fresh answer."""
-        decision.plan.set_exact(answer, "inflight")
-        self.metrics.inc("inflight_shared_total")
-        return decision.plan.decision(time.perf_counter() - start)
+        """The analysis of `request`, then single-flight: when nothing was reusable but an
+        identical request is generating, its answer; when one finished while this one was
+        analysed, that answer (an exact hit on tier "inflight"). A MISS left from here
+        should be generated under `flights.lead(request.hash_id)`."""
+        start = time.perf_counter()
+        while True:
+            decision = await self._analyzer.analyze(request, threshold, reuse)
+            if decision.answer is not None:
+                return decision
+            if request.hash_id in self.flights:
+                shared = await self.flights.follow(request.hash_id)
+                if shared is None:
+                    continue  # the leader failed: look again, maybe lead
+                answer: CachedAnswer | None = shared.answer
+            else:
+                answer = self.cache.memory.get_nowait(request.namespace, request.hash_id)
+            if answer is None:
+                return decision
+            decision.plan.set_exact(answer, "inflight")
+            self.metrics.inc("inflight_shared_total")
+            return decision.plan.decision(time.perf_counter() - start)
 
     def record(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """Store the whole answer and every generated clause (exact tiers now, vector
@@ -375,13 +377,6 @@ class ReuseEngine:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def analyze_request(
-        self, request: ReuseRequest, *, threshold: float | None = None, reuse: bool = True
-    ) -> ReuseDecision:
-        """`analyze` for a request built by the caller (frontends such as vLLM's)."""
-        check_threshold(threshold, "threshold")
-        return await self._analyzer.analyze(request, threshold, reuse)
 
     async def _add_vectors(
         self,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from typing import Any, Self
 
@@ -137,12 +136,7 @@ class EnhancedAsyncLLM(AsyncLLM):
                     out.reuse = None  # type: ignore[attr-defined]
                     yield out
             return
-        start = time.perf_counter()
         decision = await self._check_cache(request, reuse)
-        if decision.answer is None and request.hash_id in self.reuse_engine.flights:
-            shared = await self.reuse_engine.flights.follow(request.hash_id)
-            if shared is not None:
-                decision = self.reuse_engine.shared_decision(decision, shared.answer, start)
         shaper = self._shaper(request_id, prompt, sampling_params)
         if decision.answer is not None:
             async for out in self._stream_hit(request_id, decision, shaper):
@@ -225,8 +219,9 @@ class EnhancedAsyncLLM(AsyncLLM):
         return None
 
     async def _check_cache(self, request: ReuseRequest, reuse: bool) -> ReuseDecision:
-        """Exact tiers, then paraphrases of the whole prompt and of its clauses."""
-        return await self.reuse_engine.analyze_request(request, reuse=reuse)
+        """Exact tiers, then paraphrases of the whole prompt and of its clauses, then an
+        identical request in flight."""
+        return await self.reuse_engine.decide(request, reuse=reuse)
 
     async def _perform_subsentence_similarity_search(
         self,
