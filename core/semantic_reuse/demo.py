@@ -60,6 +60,19 @@ async def pick_redis(url: str | None, console: Console) -> str | None:
     return None
 
 
+def describe(info: ReuseInfo | None) -> tuple[str, str]:
+    """A request's outcome and, for exact and semantic hits, the similarity, as table cells."""
+    if info is None:
+        return "generated", ""
+    outcome = info.kind.value if info.reused else "[red]generated[/]"
+    if info.clauses:
+        outcome += " (" + " + ".join(c.kind.value for c in info.clauses) + ")"
+    elif info.refused_by and not info.reused:
+        outcome += f" ({info.refused_by})"
+    similar = info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC) and info.similarity is not None
+    return outcome, f"{info.similarity:.3f}" if similar else ""
+
+
 @dataclass
 class Row:
     shows: str
@@ -97,17 +110,7 @@ class Session:
         for column in ("shows", "tenant", "question", "outcome", "similarity", "ms", "generated"):
             table.add_column(column)
         for row in self.rows:
-            info = row.info
-            outcome = "generated"
-            similarity = ""
-            if info is not None:
-                outcome = info.kind.value if info.reused else "[red]generated[/]"
-                if info.clauses:
-                    outcome += " (" + " + ".join(c.kind.value for c in info.clauses) + ")"
-                elif info.refused_by and not info.reused:
-                    outcome += f" ({info.refused_by})"
-                if info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC) and info.similarity:
-                    similarity = f"{info.similarity:.3f}"
+            outcome, similarity = describe(row.info)
             table.add_row(row.shows, row.tenant, row.question, outcome, similarity,
                           f"{row.seconds * 1000:.0f}", str(row.generated))  # fmt: skip
         return table

@@ -16,9 +16,8 @@ from rich.table import Table
 
 from semantic_reuse.backend import CallableBackend, PromptInput
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.demo import pick_redis
+from semantic_reuse.demo import describe, pick_redis
 from semantic_reuse.engine import ReuseEngine
-from semantic_reuse.outcome import ReuseKind
 
 SESSION: list[tuple[str, str, str]] = [
     # (what it shows, tenant, prompt)
@@ -60,16 +59,7 @@ async def run_engine_demo(redis_url: str | None, console: Console) -> int:
                 start = time.perf_counter()
                 result = await engine.generate(prompt, model, namespace=tenant)
                 elapsed = (time.perf_counter() - start) * 1000
-                info = result.info
-                outcome = info.kind.value if info.reused else "[red]generated[/]"
-                if info.clauses:
-                    outcome += " (" + " + ".join(c.kind.value for c in info.clauses) + ")"
-                elif info.refused_by and not info.reused:
-                    outcome += f" ({info.refused_by})"
-                shown = (
-                    info.similarity if info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC) else None
-                )
-                similarity = "" if shown is None else f"{shown:.3f}"
+                outcome, similarity = describe(result.info)
                 table.add_row(shows, tenant, prompt, outcome, similarity, f"{elapsed:.1f}")
                 await engine.flush()
             console.print(table)

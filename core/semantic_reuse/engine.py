@@ -115,11 +115,10 @@ class ReuseEngine:
         params: object = None,
     ) -> str:
         """Store `answer` for `prompt` in every tier and the vector store; return its hash id."""
-        request = self._request(prompt, namespace, model, params)
-        cached = CachedAnswer.from_any(answer, source_prompt=request.semantic_text)
-        await self.cache.set(request.hash_id, cached, namespace=request.namespace)
-        await self._add_vectors([(request, cached)])
-        return request.hash_id
+        (key,) = await self.store_many(
+            [(prompt, answer)], namespace=namespace, model=model, params=params
+        )
+        return key
 
     async def store_many(
         self,
@@ -135,9 +134,9 @@ class ReuseEngine:
             CachedAnswer.from_any(a, source_prompt=r.semantic_text)
             for r, (_, a) in zip(requests, items, strict=True)
         ]
-        for request, answer in zip(requests, answers, strict=True):
-            await self.cache.set(request.hash_id, answer, namespace=request.namespace)
-        await self._add_vectors(list(zip(requests, answers, strict=True)))
+        writes = list(zip(requests, answers, strict=True))
+        self.write_exact(writes)
+        await self._add_vectors(writes)
         return [r.hash_id for r in requests]
 
     async def analyze(

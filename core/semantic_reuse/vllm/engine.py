@@ -137,7 +137,9 @@ class EnhancedAsyncLLM(AsyncLLM):
                     yield out
             return
         decision = await self._check_cache(request, reuse)
-        shaper = self._shaper(request_id, prompt, sampling_params)
+        if decision.answer is not None or decision.clauses:
+            # Only outputs made here need the prompt's token ids; a plain miss is vLLM's own.
+            shaper = self._shaper(request_id, prompt, sampling_params)
         if decision.answer is not None:
             async for out in self._stream_hit(request_id, decision, shaper):
                 yield out
