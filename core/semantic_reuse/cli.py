@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -60,9 +61,6 @@ def _calibrate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench_quality(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import Progress
-
-    from semantic_reuse.bench.quality import quality
     from semantic_reuse.config import HandlerConfig
 
     config = HandlerConfig()
@@ -70,6 +68,12 @@ def _bench_quality(args: argparse.Namespace, console: Console) -> int:
         config.similarity_threshold = args.threshold
     if args.embedder:
         config.semantic.embedder = args.embedder
+    if args.baseline:
+        return _bench_quality_compare(args, config, console)
+    from rich.progress import Progress
+
+    from semantic_reuse.bench.quality import quality
+
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"shared-cache protocol on {args.pairs.name}", total=None)
         report = quality(
@@ -89,6 +93,85 @@ def _bench_quality(args: argparse.Namespace, console: Console) -> int:
             f"margin {report.margin}, guard {report.guard}, {report.embedder})"
         )
     return 0
+
+
+def _bench_quality_compare(args: argparse.Namespace, config: Any, console: Console) -> int:
+    from semantic_reuse.bench import plots
+    from semantic_reuse.bench.embeddings import bench_cache_dir
+    from semantic_reuse.bench.progress import progress_bar
+    from semantic_reuse.bench.quality_compare import compare_quality
+    from semantic_reuse.bench.report import quality_table
+    from semantic_reuse.semantic.calibrate import load_pairs
+
+    pairs = load_pairs(args.pairs)[: args.limit]
+    if not pairs:
+        raise SystemExit(f"no pairs in {args.pairs}")
+    with progress_bar(console, f"{args.pairs.name} vs {args.baseline}") as report:
+        result = compare_quality(
+            pairs, config, pairs_file=args.pairs.name, cache_dir=bench_cache_dir() / "vectors",
+            progress=report,
+        ).as_dict()  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    png = plots.quality_png(result, args.out / f"quality-{args.pairs.stem}.png")
+    (args.out / f"quality-{args.pairs.stem}.json").write_text(json.dumps(result, indent=1))
+    if args.json:
+        console.print_json(json.dumps(result))
+    else:
+        console.print("\n".join(quality_table([result])))
+        console.print(f"plot and JSON: {png.parent}")
+    return 0
+
+
+def _bench_speed(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.bench import plots
+    from semantic_reuse.bench.progress import progress_bar
+    from semantic_reuse.bench.report import speed_table, throughput_table
+    from semantic_reuse.bench.speed import SpeedOptions, run_speed
+    from semantic_reuse.bench.suite import redis_if_up
+    from semantic_reuse.config import HandlerConfig
+
+    options = SpeedOptions(
+        sizes=tuple(args.sizes), systems=tuple(args.systems), probes=args.probes,
+        misses=args.probes, redis_url=args.redis_url or redis_if_up(),
+    )  # fmt: skip
+    with progress_bar(console, "speed") as report:
+        result = asyncio.run(run_speed(args.datasets, HandlerConfig(), options, progress=report))
+    args.out.mkdir(parents=True, exist_ok=True)
+    plots.latency_vs_size_png(result["rows"], args.out / "latency-vs-size.png")
+    for row in result["rows"]:
+        row.pop("samples_ms", None)
+    (args.out / "speed.json").write_text(json.dumps(result, indent=1))
+    console.print("\n".join([*speed_table(result), "", *throughput_table(result)]))
+    if redis := result.get("redis_exact"):
+        console.print(f"exact hit from Redis: {redis['lookups']}")
+    for note in result["skipped"]:
+        console.print(f"skipped: {note}")
+    return 0
+
+
+def _bench_all(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.bench.progress import progress_bar
+    from semantic_reuse.bench.speed import SpeedOptions
+    from semantic_reuse.bench.suite import SuiteOptions, default_out, run_all
+
+    out = args.out or default_out()
+    command = "semantic-reuse bench all" + (" --no-e2e" if args.no_e2e else "")
+    options = SuiteOptions(
+        datasets=args.datasets, out=out, e2e=not args.no_e2e, command=command,
+        speed=SpeedOptions(sizes=tuple(args.sizes), probes=args.probes, misses=args.probes),
+        quality_limit=args.limit, compound_limit=args.limit,
+    )  # fmt: skip
+    with progress_bar(console, "bench all") as report:
+        results = run_all(options, progress=report)
+    for target in results["targets"]:
+        met = {True: "[green]met[/green]", False: "[red]missed[/red]"}.get(target["met"], "-")
+        console.print(f"{target['name']}: {target['measured']} ({target['goal']}): {met}")
+    console.print(f"results: {out}")
+    return 0
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 def _bench_e2e(args: argparse.Namespace, console: Console) -> int:
@@ -182,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     qual.add_argument("--threshold", type=float, default=None)
     qual.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
     qual.add_argument("--json", action="store_true", help="print the report as JSON")
+    qual.add_argument(
+        "--baseline",
+        choices=["gptcache"],
+        default=None,
+        help="also run GPTCache 0.1.44 (sqlite + faiss) on the same vectors; writes a PNG",
+    )
+    qual.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG and JSON")
     qual.set_defaults(run=_bench_quality)
     comp = suites.add_parser("compound", help="compound questions: split and clause reuse")
     comp.add_argument("--queries", type=Path, default=DEFAULT_DATASETS / "compound_dev.jsonl")
@@ -194,6 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--new", type=int, default=12, help="new questions (and as many seeded)")
     e2e.add_argument("--concurrency", type=int, default=4)
     e2e.set_defaults(run=_bench_e2e)
+    speed = suites.add_parser("speed", help="lookup latency, throughput, insert cost, memory")
+    speed.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    speed.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
+    speed.add_argument(
+        "--systems", nargs="+", default=["edge", "edge-onnx", "qdrant-local", "gptcache"],
+        choices=["edge", "edge-onnx", "qdrant-local", "gptcache"],
+    )  # fmt: skip
+    speed.add_argument("--probes", type=int, default=100, help="paraphrase and miss questions")
+    speed.add_argument("--redis-url", default=None, help="default: $REDIS_URL or local Redis")
+    speed.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG and JSON")
+    speed.set_defaults(run=_bench_speed)
+    every = suites.add_parser("all", help="every bench; results/<date>/ with JSON, report, PNGs")
+    every.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    every.add_argument("--out", type=Path, default=None, help="default: results/<date>")
+    every.add_argument("--no-e2e", action="store_true", help="skip the vLLM end-to-end bench")
+    every.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
+    every.add_argument("--probes", type=int, default=100, help="speed: paraphrases and misses")
+    every.add_argument(
+        "--limit", type=int, default=None, help="first N pairs of each file, N compound queries"
+    )
+    every.set_defaults(run=_bench_all)
     return parser
 
 

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semantic_reuse.bench.metrics import answer_naming, cache_owners, score_answers
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.defaults import build_search_helper_from
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.semantic.calibrate import LabelledPair, SweepPoint, load_pairs
+from semantic_reuse.semantic.embedder import Embedder
 
 Progress = Callable[[int, int], None]
 
@@ -52,60 +55,55 @@ class QualityReport:
         }
 
 
-def answer_naming(pair_index: int) -> str:
-    return f"pair:{pair_index}"
-
-
 async def run_quality(
     pairs: Sequence[LabelledPair],
     config: HandlerConfig,
     *,
     pairs_file: str = "",
     batch: int = 32,
+    embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> QualityReport:
-    """Store every distinct q1, look up every q2, count correct and wrong hits."""
+    """Store every distinct q1, look up every q2, count correct and wrong hits.
+
+    `embedder` replaces the configured one (the comparison passes precomputed vectors).
+    """
     config = config.model_copy(deep=True)
     config.cache.redis_url = None  # the protocol measures reuse decisions, not tiers
+    answers: list[str | None] = []
+    kinds: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="sr-quality-") as folder:
         config.cache.qdrant_path = Path(folder)
-        async with ReuseEngine(config) as engine:
+        search = None
+        if embedder is not None:
+            search = await asyncio.to_thread(build_search_helper_from, config, embedder)
+        async with ReuseEngine(config, search=search) as engine:
             await engine.warm_up()
-            owners: dict[str, int] = {}
-            for index, pair in enumerate(pairs):
-                owners.setdefault(pair.q1, index)
-            entries = list(owners.items())
+            entries = list(cache_owners(pairs).items())
+            total = len(entries) + len(pairs)
             start = time.perf_counter()
             for i in range(0, len(entries), batch):
                 stored = entries[i : i + batch]
                 await engine.store_many([(q1, answer_naming(idx)) for q1, idx in stored])
                 if progress:
-                    progress(min(i + batch, len(entries)), len(entries) + len(pairs))
+                    progress(min(i + batch, len(entries)), total)
             store_s = time.perf_counter() - start
             start = time.perf_counter()
-            hits = correct = 0
-            kinds: dict[str, int] = {}
             for i in range(0, len(pairs), batch):
-                asked = list(pairs[i : i + batch])
-                found = await engine.lookup_many([p.q2 for p in asked])
-                for pair, hit in zip(asked, found, strict=True):
-                    if hit is None:
-                        continue
-                    hits += 1
-                    kinds[hit.info.kind.value] = kinds.get(hit.info.kind.value, 0) + 1
-                    # Its own q1's answer (a q1 text shared by pairs is stored once).
-                    if pair.label == 1 and hit.text == answer_naming(owners[pair.q1]):
-                        correct += 1
+                found = await engine.lookup_many([p.q2 for p in pairs[i : i + batch]])
+                for hit in found:
+                    answers.append(None if hit is None else hit.text)
+                    if hit is not None:
+                        kind = hit.info.kind.value
+                        kinds[kind] = kinds.get(kind, 0) + 1
                 if progress:
-                    progress(len(entries) + min(i + batch, len(pairs)), len(entries) + len(pairs))
+                    progress(len(entries) + min(i + batch, len(pairs)), total)
             lookup_s = time.perf_counter() - start
-    point = SweepPoint(
-        threshold=config.reuse_threshold(),
-        margin=config.reuse_margin(),
-        queries=len(pairs),
-        positives=sum(p.label for p in pairs),
-        hits=hits,
-        correct=correct,
+        if search is not None:
+            await search.embedder.aclose()
+            await search.store.aclose()
+    point = score_answers(
+        pairs, answers, threshold=config.reuse_threshold(), margin=config.reuse_margin()
     )
     return QualityReport(
         pairs_file=pairs_file,

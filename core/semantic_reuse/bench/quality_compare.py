@@ -1,0 +1,170 @@
+"""`bench quality --baseline gptcache`: both systems on one pair file, the same vectors.
+
+1. Every distinct text of the file is embedded once with the configured embedder.
+2. The engine runs the shared-cache protocol with its default configuration on those
+   vectors (:func:`~semantic_reuse.bench.quality.run_quality`): the headline point.
+3. Its threshold sweep replays the engine's reuse decision (threshold, margin, guard) on the
+   precomputed neighbours (:mod:`semantic_reuse.semantic.calibrate`); it leaves out clause
+   splitting, so at the default threshold it can differ slightly from the engine's point.
+4. GPTCache (:mod:`.gptcache_baseline`) gets every distinct q1 through its ``put`` and every
+   q2 through its ``get``, at its default threshold 0.8; the ranks it computed give its sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semantic_reuse.bench.embeddings import PrecomputedEmbedder, embed_all
+from semantic_reuse.bench.gptcache_baseline import (
+    GPTCACHE_DEFAULT_THRESHOLD,
+    GPTCacheBaseline,
+    Lookup,
+    cosine_of_threshold,
+    gptcache_served,
+)
+from semantic_reuse.bench.metrics import answer_naming, cache_owners, score_answers
+from semantic_reuse.bench.quality import QualityReport, run_quality
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.defaults import build_embedder
+from semantic_reuse.semantic.calibrate import (
+    LabelledPair,
+    SweepPoint,
+    shared_cache_neighbours,
+    sweep_neighbours,
+)
+from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.semantic.guard import MatchGuard
+
+Progress = Callable[[str, int, int], None]
+
+#: Thresholds of the engine's sweep (cosine) and GPTCache's (its own scale: cos = 2t - 1).
+OUR_SWEEP = tuple(round(0.60 + 0.01 * i, 2) for i in range(40))
+GPTCACHE_SWEEP = tuple(round(0.70 + 0.01 * i, 2) for i in range(30))
+
+
+@dataclass(frozen=True, slots=True)
+class SystemQuality:
+    """One system's default point and sweep on one pair file."""
+
+    system: str
+    default: SweepPoint
+    sweep: tuple[SweepPoint, ...]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "default": self.default.as_dict(),
+            "sweep": [p.as_dict() for p in self.sweep],
+            **self.notes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QualityComparison:
+    pairs_file: str
+    embedder: str
+    systems: tuple[SystemQuality, ...]
+    engine: QualityReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pairs_file": self.pairs_file,
+            "embedder": self.embedder,
+            "engine": self.engine.as_dict(),
+            "systems": [s.as_dict() for s in self.systems],
+        }
+
+
+def our_sweep(
+    pairs: Sequence[LabelledPair], q1: np.ndarray, q2: np.ndarray, config: HandlerConfig
+) -> list[SweepPoint]:
+    """The engine's decision (margin, guard) at each threshold of `OUR_SWEEP`."""
+    sem = config.semantic
+    guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
+    neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
+    return sweep_neighbours(
+        pairs, neighbours, thresholds=OUR_SWEEP, margin=config.reuse_margin(), guard=guard
+    )
+
+
+def run_gptcache(
+    pairs: Sequence[LabelledPair],
+    embedder: PrecomputedEmbedder,
+    *,
+    threshold: float = GPTCACHE_DEFAULT_THRESHOLD,
+    progress: Callable[[int, int], None] | None = None,
+) -> SystemQuality:
+    """GPTCache on the shared-cache protocol: `put` every distinct q1, `get` every q2."""
+    entries = list(cache_owners(pairs).items())
+    total = len(entries) + len(pairs)
+    lookups: list[Lookup] = []
+    with GPTCacheBaseline(embedder, threshold=threshold, embed=embedder.vector) as cache:
+        for n, (q1, index) in enumerate(entries, 1):
+            cache.put(q1, answer_naming(index))
+            if progress and n % 64 == 0:
+                progress(n, total)
+        for n, pair in enumerate(pairs, 1):
+            lookups.append(cache.lookup(pair.q2))
+            if progress and n % 64 == 0:
+                progress(len(entries) + n, total)
+    served = [lk.answer for lk in lookups]
+    default = score_answers(pairs, served, threshold=threshold)
+    sweep = [score_answers(pairs, gptcache_served(lookups, t), threshold=t) for t in GPTCACHE_SWEEP]
+    replayed = score_answers(pairs, gptcache_served(lookups, threshold), threshold=threshold)
+    return SystemQuality(
+        system="gptcache",
+        default=default,
+        sweep=tuple(sweep),
+        notes={
+            "cosine_threshold": round(cosine_of_threshold(threshold), 4),
+            "threshold_scale": "gptcache (cosine = 2t - 1)",
+            # The sweep is replayed from GPTCache's own ranks: it must agree with the run.
+            "sweep_replays_run": replayed == default,
+        },
+    )
+
+
+def compare_quality(
+    pairs: Sequence[LabelledPair],
+    config: HandlerConfig,
+    *,
+    pairs_file: str = "",
+    baseline: bool = True,
+    embedder: Embedder | None = None,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> QualityComparison:
+    """Both systems on `pairs` with the same vectors (see the module docstring)."""
+    inner = embedder or build_embedder(config)
+
+    def step(label: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(label, done, total)
+
+    texts = list(dict.fromkeys([p.q1 for p in pairs] + [p.q2 for p in pairs]))
+    rows = embed_all(inner, texts, cache_dir=cache_dir, progress=step("embedding"))
+    vectors = dict(zip(texts, rows, strict=True))
+    shared = PrecomputedEmbedder(inner, vectors)
+    engine = asyncio.run(
+        run_quality(pairs, config, pairs_file=pairs_file, embedder=shared, progress=step("engine"))
+    )
+    q1 = np.stack([vectors[p.q1] for p in pairs])
+    q2 = np.stack([vectors[p.q2] for p in pairs])
+    ours = SystemQuality(
+        system="semantic-reuse",
+        default=engine.point,
+        sweep=tuple(our_sweep(pairs, q1, q2, config)),
+        notes={"margin": engine.margin, "guard": engine.guard, "threshold_scale": "cosine"},
+    )
+    systems = [ours]
+    if baseline:
+        systems.append(run_gptcache(pairs, shared, progress=step("gptcache")))
+    return QualityComparison(pairs_file, inner.name, tuple(systems), engine)

@@ -1,0 +1,208 @@
+"""The markdown report of `bench all`, and the issue's targets checked against a run.
+
+Targets are reported (met or missed, by how much), never asserted: a benchmark on a shared
+2-core machine is evidence, not a gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    goal: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "goal": self.goal, "measured": self.measured, "met": self.met}
+
+
+def _quality(results: Mapping[str, Any], stem: str) -> Mapping[str, Any] | None:
+    items: list[Mapping[str, Any]] = results.get("quality", [])
+    return next((i for i in items if Path(str(i["pairs_file"])).stem == stem), None)
+
+
+def _system(item: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    return next((s for s in item["systems"] if s["system"] == name), None)
+
+
+def _row(speed: Mapping[str, Any], system: str, entries: int) -> Mapping[str, Any] | None:
+    return next(
+        (r for r in speed.get("rows", []) if r["system"] == system and r["entries"] == entries),
+        None,
+    )
+
+
+def _median(row: Mapping[str, Any] | None, kind: str) -> float | None:
+    if row is None:
+        return None
+    value = row["lookups"].get(kind, {}).get("median_ms")
+    return float(value) if value is not None else None
+
+
+def check_targets(results: Mapping[str, Any]) -> list[Target]:
+    """The issue's targets against `results` (the JSON `bench all` writes)."""
+    out: list[Target] = []
+    qqp = _quality(results, "qqp_dev_5k")
+    if qqp is not None:
+        d = qqp["systems"][0]["default"]
+        out.append(Target("quality qqp_dev_5k", "precision >= 0.62 and F1 >= 0.62",
+                          f"precision {d['precision']:.3f}, F1 {d['f1']:.3f}",
+                          d["precision"] >= 0.62 and d["f1"] >= 0.62))  # fmt: skip
+    lcqmc = _quality(results, "lcqmc_dev")
+    if lcqmc is not None and (g := _system(lcqmc, "gptcache")) is not None:
+        ours = lcqmc["systems"][0]["default"]
+        out.append(Target("quality lcqmc_dev (e5)", "F1 above GPTCache's, same embedder",
+                          f"F1 {ours['f1']:.3f} vs {g['default']['f1']:.3f}",
+                          ours["f1"] > g["default"]["f1"]))  # fmt: skip
+    speed = results.get("speed")
+    if not speed:
+        return out
+    sizes = sorted(speed["sizes"])
+    middle = sizes[len(sizes) // 2]
+    exact = _median(_row(speed, "edge", middle), "exact")
+    if exact is not None:
+        out.append(Target("exact hit, memory", "median <= 0.5 ms", f"{exact:.3f} ms", exact <= 0.5))
+    if (redis := speed.get("redis_exact")) is not None:
+        med = redis["lookups"]["median_ms"]
+        out.append(Target("exact hit, Redis", "median <= 2 ms", f"{med:.3f} ms", med <= 2.0))
+    theirs = _median(_row(speed, "gptcache", middle), "semantic")
+    for system in ("edge", "edge-onnx"):
+        ours = _median(_row(speed, system, middle), "semantic")
+        if ours is not None and theirs is not None:
+            ratio = ours / theirs
+            out.append(Target(f"semantic lookup at {middle} ({system})", "<= 1/3 of GPTCache's",
+                              f"{ours:.1f} ms vs {theirs:.1f} ms: {ratio:.2f}x",
+                              ratio <= 1 / 3))  # fmt: skip
+    g_row = _row(speed, "gptcache", middle)
+    for system in ("edge", "edge-onnx"):
+        row = _row(speed, system, middle)
+        if row and g_row and "throughput_per_s" in row and "throughput_per_s" in g_row:
+            ours_t, theirs_t = row["throughput_per_s"]["64"], g_row["throughput_per_s"]["64"]
+            out.append(Target(f"throughput at 64 ({system})", ">= 5x GPTCache's",
+                              f"{ours_t:.0f}/s vs {theirs_t:.0f}/s: {ours_t / theirs_t:.1f}x",
+                              ours_t >= 5 * theirs_t))  # fmt: skip
+    if len(sizes) >= 2:
+        for system in ("edge", "edge-onnx"):
+            small = _median(_row(speed, system, sizes[-2]), "semantic")
+            large = _median(_row(speed, system, sizes[-1]), "semantic")
+            if small and large:
+                out.append(Target(f"scale {sizes[-2]} -> {sizes[-1]} ({system})",
+                                  "semantic median grows <= 1.5x",
+                                  f"{small:.1f} -> {large:.1f} ms: {large / small:.2f}x",
+                                  large / small <= 1.5))  # fmt: skip
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def quality_table(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| pair file | system | threshold | precision | recall | F1 | hit rate | error rate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for item in items:
+        name = Path(str(item["pairs_file"])).stem
+        for system in item["systems"]:
+            d = system["default"]
+            thr = f"{d['threshold']}"
+            if system["system"] == "gptcache":
+                thr += f" (cos {system['cosine_threshold']})"
+            else:
+                thr += f" / margin {d['margin']}"
+            lines.append(
+                f"| {name} | {system['system']} | {thr} | {d['precision']:.3f} | "
+                f"{d['recall']:.3f} | {d['f1']:.3f} | {d['hit_rate']:.3f} | {d['error_rate']:.3f} |"
+            )
+    return lines
+
+
+def _cell(lookups: Mapping[str, Any], kind: str, *, count: bool = False) -> str:
+    s = lookups.get(kind, {})
+    text = f"{_fmt(s.get('median_ms'))} / {_fmt(s.get('p99_ms'))}"
+    return text + (f" ({s.get('count', 0)})" if count else "")
+
+
+def speed_table(speed: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| system | entries | exact p50 / p99 | semantic p50 / p99 (n) | miss p50 / p99 | "
+        "insert ms/entry | RSS B/entry | disk B/entry |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in speed.get("rows", []):
+        lk = r["lookups"]
+        lines.append(
+            f"| {r['system']} | {r['entries']:,} | {_cell(lk, 'exact')} | "
+            f"{_cell(lk, 'semantic', count=True)} | "
+            f"{_cell(lk, 'miss')} | {r['insert_ms_per_entry_batched']} | "
+            f"{r['rss_bytes_per_entry']:,.0f} | {r['disk_bytes_per_entry']:,.0f} |"
+        )
+    return lines
+
+
+def throughput_table(speed: Mapping[str, Any]) -> list[str]:
+    rows = [r for r in speed.get("rows", []) if "throughput_per_s" in r]
+    if not rows:
+        return []
+    levels = list(rows[0]["throughput_per_s"])
+    lines = [
+        "| system | entries | " + " | ".join(f"{c} concurrent" for c in levels)
+        + " | insert, one at a time |",
+        "| --- | --- | " + " | ".join("---" for _ in levels) + " | --- |",
+    ]  # fmt: skip
+    for r in rows:
+        cells = " | ".join(f"{r['throughput_per_s'][c]:.0f}/s" for c in levels)
+        lines.append(
+            f"| {r['system']} | {r['entries']:,} | {cells} | "
+            f"{r.get('insert_ms_per_entry_single', '-')} ms |"
+        )
+    return lines
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    """The report: machine, commands, quality, speed, targets."""
+    lines = [f"# semantic-reuse benchmarks, {results.get('date', '')}", ""]
+    machine = results.get("machine", {})
+    lines += [f"Machine: {machine.get('description', '-')}.", ""]
+    lines += ["Command: `" + str(results.get("command", "semantic-reuse bench all")) + "`", ""]
+    if results.get("quality"):
+        lines += ["## Quality (shared-cache protocol, same vectors for both systems)", ""]
+        lines += [*quality_table(results["quality"]), ""]
+    if results.get("compound"):
+        lines += ["## Compound questions", "", "| group | queries | rates |", "| --- | --- | --- |"]
+        for group, rates in results["compound"].items():
+            other = {k: v for k, v in rates.items() if k != "queries"}
+            lines.append(f"| {group} | {rates['queries']} | {other} |")
+        lines.append("")
+    if speed := results.get("speed"):
+        lines += ["## Speed (one lookup at a time; milliseconds)", ""]
+        lines += [*speed_table(speed), ""]
+        if throughput := throughput_table(speed):
+            lines += ["Throughput (lookups per second):", "", *throughput, ""]
+        if redis := speed.get("redis_exact"):
+            lk = redis["lookups"]
+            lines += [f"Exact hit from Redis (memory tier emptied): median {lk['median_ms']} ms, "
+                      f"p99 {lk['p99_ms']} ms, tiers {redis['tiers']}.", ""]  # fmt: skip
+        for note in speed.get("skipped", []):
+            lines.append(f"- skipped: {note}")
+        lines.append("")
+    if e2e := results.get("e2e"):
+        lines += ["## End to end (vLLM)", "", "```json", str(e2e), "```", ""]
+    lines += ["## Targets", "", "| target | goal | measured | met |", "| --- | --- | --- | --- |"]
+    for t in check_targets(results):
+        met = "yes" if t.met else "no" if t.met is not None else "-"
+        lines.append(f"| {t.name} | {t.goal} | {t.measured} | {met} |")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""`semantic-reuse bench speed`: lookup latency, throughput, insert cost and memory.
+
+For each cache size and each system (:mod:`.speed_systems`), the filler entries are loaded
+with precomputed vectors (not timed), the probes' questions are stored through the system's
+own insert path (timed: the insert cost), then, one lookup at a time:
+
+- exact: a stored question asked again (the engine's memory tier; GPTCache has no exact
+  tier, so its repeat pays embedding and search like any lookup);
+- semantic: a labelled paraphrase of a stored question;
+- miss: a question with nothing close in the cache.
+
+Each latency is classified by what the system answered. Throughput runs the same mixed
+questions at 1, 8 and 64 concurrent lookups (asyncio tasks for the engine, a thread pool of
+that size for GPTCache). Memory per entry is the process's RSS growth while the fillers
+load, divided by their number, and the store's bytes on disk per entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semantic_reuse.bench.embeddings import bench_cache_dir, embed_all
+from semantic_reuse.bench.metrics import Latency
+from semantic_reuse.bench.speed_data import SpeedTexts, load_speed_texts
+from semantic_reuse.bench.speed_systems import EngineTarget, GPTCacheTarget, Target
+from semantic_reuse.clauses import AsyncConjunctionExtractor
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.defaults import build_embedder, build_search_helper_from, build_splitter
+from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.semantic.embedder import Embedder
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedOptions:
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    systems: tuple[str, ...] = ("edge", "edge-onnx", "qdrant-local", "gptcache")
+    probes: int = 100
+    misses: int = 100
+    concurrency: tuple[int, ...] = (1, 8, 64)
+    throughput_lookups: int = 192
+    inserts: int = 128
+    insert_batch: int = 32
+    #: qdrant-client's local mode is brute force in Python (it filters payloads point by
+    #: point): hundreds of ms a lookup at 5k points, so it stops at 10k and runs no throughput.
+    qdrant_local_max: int = 10_000
+    redis_url: str | None = None
+    cache_dir: Path = field(default_factory=bench_cache_dir)
+
+
+def _rss() -> int:
+    psutil = importlib.import_module("psutil")  # untyped; vLLM and rich's users have it
+    return int(psutil.Process().memory_info().rss)
+
+
+async def _timed(target: Target, texts: Sequence[str], group: str) -> list[tuple[str, float]]:
+    """Each lookup's latency, keyed by `group` when it was served and by "miss" when not."""
+    out = []
+    for text in texts:
+        start = time.perf_counter()
+        kind = await target.lookup(text)
+        out.append(("miss" if kind == "miss" else group, time.perf_counter() - start))
+    return out
+
+
+def _by_kind(samples: Sequence[tuple[str, float]]) -> dict[str, list[float]]:
+    groups: dict[str, list[float]] = {"exact": [], "semantic": [], "miss": []}
+    for kind, seconds in samples:
+        groups[kind].append(seconds)
+    return groups
+
+
+async def _throughput(target: Target, texts: Sequence[str], concurrency: int) -> float:
+    """Lookups per second with `concurrency` lookups in flight."""
+    target.forget_embeddings()
+    start = time.perf_counter()
+    if isinstance(target, GPTCacheTarget):
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(target.lookup_blocking, texts))
+    else:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(text: str) -> None:
+            async with gate:
+                await target.lookup(text)
+
+        await asyncio.gather(*(one(t) for t in texts))
+    return len(texts) / (time.perf_counter() - start)
+
+
+async def measure_target(
+    target: Target, texts: SpeedTexts, fillers: int, vectors: Any, options: SpeedOptions,
+    *, throughput: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything the bench measures for one system at one size."""
+    rss = _rss()
+    start = time.perf_counter()
+    await target.populate(texts.fillers[:fillers], vectors[:fillers])
+    populate_s = time.perf_counter() - start
+    rss_per_entry = max(0.0, float(_rss() - rss)) / max(1, fillers)
+    q1 = [a for a, _ in texts.probes]
+    start = time.perf_counter()
+    await target.insert(q1, batch=options.insert_batch)
+    insert_s = time.perf_counter() - start
+    await _timed(target, texts.spare[:8], "warm-up")  # first-call costs, not counted
+    samples = await _timed(target, [b for _, b in texts.probes], "semantic")
+    samples += await _timed(target, list(texts.misses), "semantic")
+    samples += await _timed(target, q1, "exact")
+    groups = _by_kind(samples)
+    row: dict[str, Any] = {
+        "system": target.name,
+        "entries": fillers,
+        "populate_s": round(populate_s, 2),
+        "insert_ms_per_entry_batched": round(1000 * insert_s / max(1, len(q1)), 3),
+        "rss_bytes_per_entry": round(rss_per_entry, 1),
+        "disk_bytes_per_entry": round(target.disk_bytes() / max(1, fillers + len(q1)), 1),
+        "lookups": {k: Latency.of(v).as_dict() for k, v in sorted(groups.items())},
+        "samples_ms": {k: [round(s * 1000, 3) for s in v] for k, v in groups.items()},
+    }
+    if throughput:
+        mixed = [b for _, b in texts.probes] + list(texts.misses) + list(texts.spare)
+        mixed = mixed[: options.throughput_lookups]
+        row["throughput_per_s"] = {
+            str(c): round(await _throughput(target, mixed, c), 1) for c in options.concurrency
+        }
+        single = list(texts.spare[-options.inserts :])
+        start = time.perf_counter()
+        await target.insert(single, batch=1)
+        row["insert_ms_per_entry_single"] = round(
+            1000 * (time.perf_counter() - start) / max(1, len(single)), 3
+        )
+    return row
+
+
+async def redis_exact(
+    config: HandlerConfig, embedder: Embedder, splitter: AsyncConjunctionExtractor,
+    url: str, texts: Sequence[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Exact hits served by Redis: stored, flushed, the memory tier emptied, asked once each."""
+    cfg = config.model_copy(deep=True)
+    cfg.cache.redis_url = url
+    cfg.cache.redis_prefix = f"sr-bench-{time.time_ns()}"
+    cfg.features.enable_redis = True
+    with tempfile.TemporaryDirectory(prefix="sr-speed-redis-") as folder:
+        cfg.cache.qdrant_path = Path(folder)
+        search = await asyncio.to_thread(build_search_helper_from, cfg, embedder)
+        engine = ReuseEngine(cfg, search=search, splitter=splitter)
+        try:
+            for first in range(0, len(texts), 32):
+                chunk = texts[first : first + 32]
+                await engine.store_many([(t, "a cached answer") for t in chunk])
+            await engine.flush()
+            await engine.cache.memory.clear()
+            samples: list[float] = []
+            tiers: dict[str, int] = {}
+            for text in texts:
+                start = time.perf_counter()
+                hit = await engine.lookup(text)
+                samples.append(time.perf_counter() - start)
+                tier = "none" if hit is None else str(hit.info.tier)
+                tiers[tier] = tiers.get(tier, 0) + 1
+            if engine.cache.redis is not None:
+                await engine.cache.redis.clear()
+            return {"lookups": Latency.of(samples).as_dict(), "tiers": tiers}
+        finally:
+            await engine.aclose()
+            await search.embedder.aclose()
+            await search.store.aclose()
+
+
+async def run_speed(
+    datasets: Path, config: HandlerConfig, options: SpeedOptions,
+    *, embedder: Embedder | None = None, splitter: AsyncConjunctionExtractor | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The whole speed bench (see the module docstring)."""
+    inner = embedder or build_embedder(config)
+    split = splitter if splitter is not None else await asyncio.to_thread(build_splitter, config)
+    largest = max(options.sizes)
+    texts = load_speed_texts(
+        datasets, n_probes=options.probes, n_misses=options.misses, n_fillers=largest,
+        n_spare=max(options.throughput_lookups, options.inserts) + 8,
+    )  # fmt: skip
+    if len(texts.fillers) < largest:
+        raise ValueError(f"only {len(texts.fillers)} filler texts for {largest} entries")
+
+    def report(label: str) -> Callable[[int, int], None] | None:
+        return None if progress is None else (lambda d, t: progress(label, d, t))
+
+    vectors = await asyncio.to_thread(
+        embed_all, inner, list(texts.fillers), cache_dir=options.cache_dir / "vectors",
+        progress=report(f"embedding {largest} filler texts (cached for later runs)"),
+    )  # fmt: skip
+    # The engine on ONNX Runtime (same model, same vectors within 1e-6) beside the default.
+    onnx_config = config.model_copy(deep=True)
+    onnx_config.semantic.embedder_backend = "onnx"
+    onnx = build_embedder(onnx_config) if "edge-onnx" in options.systems else inner
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    plan = [(n, s) for n in sorted(options.sizes) for s in options.systems]
+    middle = sorted(options.sizes)[len(options.sizes) // 2]
+    for done, (size, system) in enumerate(plan):
+        if progress:
+            progress(f"{system} at {size} entries", done, len(plan))
+        if system == "qdrant-local" and size > options.qdrant_local_max:
+            skipped.append(f"qdrant-local at {size}: brute force in Python, too slow (not run)")
+            continue
+        target: Target
+        if system == "gptcache":
+            target = GPTCacheTarget(inner)
+        elif system == "edge-onnx":
+            target = EngineTarget("edge", onnx_config, onnx, split, options.cache_dir, "edge-onnx")
+        else:
+            target = EngineTarget(system, config, inner, split, options.cache_dir)
+        try:
+            rows.append(
+                await measure_target(target, texts, size, vectors, options,
+                                     throughput=size == middle and system != "qdrant-local")
+            )  # fmt: skip
+        finally:
+            await target.close()
+    result: dict[str, Any] = {
+        "embedder": inner.name,
+        "backend": config.semantic.embedder_backend,
+        "sizes": list(options.sizes),
+        "rows": rows,
+        "skipped": skipped,
+    }
+    if options.redis_url:
+        result["redis_exact"] = await redis_exact(
+            config, inner, split, options.redis_url, texts.spare[:100]
+        )
+    if progress:
+        progress("done", len(plan), len(plan))
+    return result

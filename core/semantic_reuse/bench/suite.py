@@ -1,0 +1,164 @@
+"""`semantic-reuse bench all`: every bench, one folder of results.
+
+Writes ``<out>/results.json``, ``<out>/report.md`` and the PNGs. Samples kept for the CDF
+plot are dropped from the JSON, so a results folder stays a few hundred KB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from semantic_reuse.bench import plots
+from semantic_reuse.bench.compound import compound
+from semantic_reuse.bench.embeddings import bench_cache_dir
+from semantic_reuse.bench.quality_compare import compare_quality
+from semantic_reuse.bench.report import check_targets, render_markdown
+from semantic_reuse.bench.speed import SpeedOptions, run_speed
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.semantic.calibrate import load_pairs
+
+Progress = Callable[[str, int, int], None]
+
+#: (pair file, embedder) measured by `bench all`.
+QUALITY_RUNS = (
+    ("qqp_dev_5k.jsonl", "minilm"),
+    ("gptcache_mock_pairs.jsonl", "minilm"),
+    ("lcqmc_dev.jsonl", "e5"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteOptions:
+    datasets: Path
+    out: Path
+    e2e: bool = True
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
+    quality_limit: int | None = None
+    compound_limit: int | None = None
+    command: str = "semantic-reuse bench all"
+
+
+def machine() -> dict[str, Any]:
+    cores = os.cpu_count() or 0
+    memory = ""
+    if importlib.util.find_spec("psutil") is not None:
+        psutil = importlib.import_module("psutil")  # untyped
+        memory = f", {psutil.virtual_memory().total / 2**30:.0f} GiB"
+    description = (
+        f"{cores} cores{memory}, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, no GPU used"
+    )
+    return {"description": description, "cores": cores, "python": platform.python_version()}
+
+
+def redis_if_up(url: str = "redis://127.0.0.1:6379/0") -> str | None:
+    """`$REDIS_URL`, else the local Redis when it answers, else None."""
+    if env := os.environ.get("REDIS_URL"):
+        return env
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        return None
+    return url
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _quality(options: SuiteOptions, progress: Progress | None) -> list[dict[str, Any]]:
+    out = []
+    for name, embedder in QUALITY_RUNS:
+        path = options.datasets / name
+        config = HandlerConfig()
+        config.semantic.embedder = embedder
+        pairs = load_pairs(path)[: options.quality_limit]
+
+        def step(label: str, done: int, total: int, name: str = name) -> None:
+            if progress:
+                progress(f"quality {name}: {label}", done, total)
+
+        result = compare_quality(
+            pairs, config, pairs_file=name, cache_dir=bench_cache_dir() / "vectors", progress=step
+        ).as_dict()
+        plots.quality_png(result, options.out / f"quality-{Path(name).stem}.png")
+        out.append(result)
+    return out
+
+
+def _compound(options: SuiteOptions, progress: Progress | None) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    for lang, embedder in (("en", "minilm"), ("zh", "e5")):
+        config = HandlerConfig()
+        config.semantic.embedder = embedder
+
+        def step(done: int, total: int, lang: str = lang) -> None:
+            if progress:
+                progress(f"compound {lang}", done, total)
+
+        report.update(
+            compound(options.datasets / "compound_dev.jsonl", config, lang=lang,
+                     limit=options.compound_limit, progress=step)
+        )  # fmt: skip
+    return report
+
+
+def _speed_plots(speed: dict[str, Any], out: Path) -> None:
+    rows = speed["rows"]
+    plots.latency_vs_size_png(rows, out / "latency-vs-size.png")
+    sizes = sorted(speed["sizes"])
+    middle = sizes[len(sizes) // 2]
+    samples = {
+        f"{r['system']} {kind}": r["samples_ms"][kind]
+        for r in rows
+        if r["entries"] == middle
+        for kind in ("semantic", "miss")
+        if r["samples_ms"].get(kind)
+    }
+    plots.latency_cdf_png(samples, out / "latency-cdf.png", f"Lookup latency at {middle} entries")
+    for r in rows:
+        r.pop("samples_ms", None)
+
+
+def run_all(options: SuiteOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Every bench; returns the results and writes them under `options.out`."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "command": options.command,
+    }
+    results["quality"] = _quality(options, progress)
+    results["compound"] = _compound(options, progress)
+    speed_options = options.speed
+    if speed_options.redis_url is None:
+        speed_options = replace(speed_options, redis_url=redis_if_up())
+    speed = asyncio.run(run_speed(options.datasets, HandlerConfig(), speed_options,
+                                  progress=progress))  # fmt: skip
+    _speed_plots(speed, options.out)
+    results["speed"] = speed
+    if options.e2e and vllm_available():
+        from semantic_reuse.bench.e2e import run_e2e
+
+        if progress:
+            progress("e2e through vLLM", 0, 1)
+        results["e2e"] = asyncio.run(run_e2e(options.datasets))
+    results["targets"] = [t.as_dict() for t in check_targets(results)]
+    (options.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (options.out / "report.md").write_text(render_markdown(results), encoding="utf-8")
+    return results
+
+
+def default_out(root: Path = Path("results")) -> Path:
+    return root / dt.date.today().isoformat()

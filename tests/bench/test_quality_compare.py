@@ -1,0 +1,58 @@
+"""`bench quality --baseline gptcache`: both systems on the same vectors (real models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from semantic_reuse import HandlerConfig
+from semantic_reuse.bench import plots
+from semantic_reuse.bench.gptcache_baseline import GPTCacheBaseline
+from semantic_reuse.bench.quality_compare import compare_quality
+from semantic_reuse.semantic.calibrate import LabelledPair, load_pairs
+from tests.bench.conftest import DATASETS
+
+KNOWN = [
+    LabelledPair("0", "How do I reset my password?", "How can I reset my password?", 1),
+    LabelledPair("1", "What is the capital of France?", "What is the capital city of France?", 1),
+    LabelledPair("2", "How do I bake sourdough bread?", "Who painted the Mona Lisa?", 0),
+    LabelledPair("3", "Is 7 a prime number?", "Is 9 a prime number?", 0),
+]
+
+
+def test_known_pairs_both_systems(minilm: Any) -> None:
+    result = compare_quality(KNOWN, HandlerConfig(), embedder=minilm)
+    ours, gptcache = (s.default for s in result.systems)
+    # Two paraphrases served their own answers; nothing close to the Mona Lisa question.
+    assert (ours.hits, ours.correct) == (2, 2)
+    # GPTCache has no guard: "Is 9 a prime number?" gets 7's answer (cosine well above 0.6).
+    assert (gptcache.hits, gptcache.correct) == (3, 2)
+    assert result.systems[1].notes["sweep_replays_run"] is True
+    assert result.engine.kinds == {"semantic": 2}
+
+
+def test_fifty_qqp_pairs_and_the_plot(minilm: Any, tmp_path: Path) -> None:
+    pairs = load_pairs(DATASETS / "qqp_dev_5k.jsonl")[:50]
+    result = compare_quality(pairs, HandlerConfig(), embedder=minilm, pairs_file="qqp")
+    data = result.as_dict()
+    assert [s["system"] for s in data["systems"]] == ["semantic-reuse", "gptcache"]
+    for system in data["systems"]:
+        assert system["default"]["queries"] == 50
+        assert len(system["sweep"]) >= 20
+        for point in system["sweep"]:
+            assert 0.0 <= point["error_rate"] <= point["hit_rate"] <= 1.0
+    # A lower threshold never serves fewer questions (GPTCache's sweep, from its own ranks).
+    hits = [p["hits"] for p in data["systems"][1]["sweep"]]
+    assert hits == sorted(hits, reverse=True)
+    png = plots.quality_png(data, tmp_path / "q.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gptcache_baseline_is_private_and_cleans_up(minilm: Any) -> None:
+    with GPTCacheBaseline(minilm) as one, GPTCacheBaseline(minilm) as two:
+        one.put("What is Redis?", "a")
+        assert one.get("What is Redis?") == "a"
+        assert two.get("What is Redis?") is None  # no shared global cache
+        folder = one.folder
+        assert (folder / "sqlite.db").is_file()
+    assert not folder.exists()
