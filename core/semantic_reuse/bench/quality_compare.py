@@ -44,7 +44,7 @@ from semantic_reuse.semantic.guard import MatchGuard
 Progress = Callable[[str, int, int], None]
 
 #: Thresholds of the engine's sweep (cosine) and GPTCache's (its own scale: cos = 2t - 1).
-OUR_SWEEP = tuple(round(0.60 + 0.01 * i, 2) for i in range(40))
+OUR_SWEEP = tuple(round(0.40 + 0.01 * i, 2) for i in range(60))
 GPTCACHE_SWEEP = tuple(round(0.70 + 0.01 * i, 2) for i in range(30))
 
 

@@ -26,7 +26,9 @@ from semantic_reuse.bench.quality_compare import compare_quality
 from semantic_reuse.bench.report import check_targets, render_markdown
 from semantic_reuse.bench.speed import SpeedOptions, run_speed
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.defaults import build_embedder
 from semantic_reuse.semantic.calibrate import load_pairs
+from semantic_reuse.semantic.embedder import Embedder
 
 Progress = Callable[[str, int, int], None]
 
@@ -77,12 +79,16 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _quality(options: SuiteOptions, progress: Progress | None) -> list[dict[str, Any]]:
+def _quality(
+    options: SuiteOptions, embedders: dict[str, Embedder], progress: Progress | None
+) -> list[dict[str, Any]]:
     out = []
     for name, embedder in QUALITY_RUNS:
         path = options.datasets / name
         config = HandlerConfig()
         config.semantic.embedder = embedder
+        if embedder not in embedders:
+            embedders[embedder] = build_embedder(config)
         pairs = load_pairs(path)[: options.quality_limit]
 
         def step(label: str, done: int, total: int, name: str = name) -> None:
@@ -90,8 +96,9 @@ def _quality(options: SuiteOptions, progress: Progress | None) -> list[dict[str,
                 progress(f"quality {name}: {label}", done, total)
 
         result = compare_quality(
-            pairs, config, pairs_file=name, cache_dir=bench_cache_dir() / "vectors", progress=step
-        ).as_dict()
+            pairs, config, pairs_file=name, embedder=embedders[embedder],
+            cache_dir=bench_cache_dir() / "vectors", progress=step,
+        ).as_dict()  # fmt: skip
         plots.quality_png(result, options.out / f"quality-{Path(name).stem}.png")
         out.append(result)
     return out
@@ -139,13 +146,14 @@ def run_all(options: SuiteOptions, progress: Progress | None = None) -> dict[str
         "machine": machine(),
         "command": options.command,
     }
-    results["quality"] = _quality(options, progress)
+    embedders: dict[str, Embedder] = {}  # loaded once, shared by the quality and speed runs
+    results["quality"] = _quality(options, embedders, progress)
     results["compound"] = _compound(options, progress)
     speed_options = options.speed
     if speed_options.redis_url is None:
         speed_options = replace(speed_options, redis_url=redis_if_up())
     speed = asyncio.run(run_speed(options.datasets, HandlerConfig(), speed_options,
-                                  progress=progress))  # fmt: skip
+                                  embedder=embedders.get("minilm"), progress=progress))  # fmt: skip
     _speed_plots(speed, options.out)
     results["speed"] = speed
     if options.e2e and vllm_available():

@@ -1,0 +1,41 @@
+"""`bench speed` on tiny caches: every system, every measurement, no timing assertions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from semantic_reuse import HandlerConfig
+from semantic_reuse.bench import plots
+from semantic_reuse.bench.speed import SpeedOptions, run_speed
+from tests.bench.conftest import DATASETS
+
+
+async def test_tiny_speed_run(
+    minilm: Any, splitter: Any, redis_url: str, bench_cache: Path, tmp_path: Path
+) -> None:
+    options = SpeedOptions(
+        sizes=(40, 80), probes=5, misses=5, concurrency=(1, 4), throughput_lookups=8,
+        inserts=4, redis_url=redis_url, cache_dir=bench_cache,
+    )  # fmt: skip
+    result = await run_speed(DATASETS, HandlerConfig(), options, embedder=minilm, splitter=splitter)
+    rows = {(r["system"], r["entries"]): r for r in result["rows"]}
+    assert set(rows) == {
+        (s, n) for s in ("edge", "edge-onnx", "qdrant-local", "gptcache") for n in (40, 80)
+    }
+    for (system, entries), row in rows.items():
+        lookups = row["lookups"]
+        # 5 paraphrases + 5 misses + 5 repeats, each classified by what was answered.
+        assert sum(lookups[k]["count"] for k in ("exact", "semantic", "miss")) == 15
+        if system != "gptcache":
+            assert lookups["exact"]["count"] == 5  # the memory tier answers every repeat
+        assert row["insert_ms_per_entry_batched"] > 0
+        assert ("throughput_per_s" in row) == (entries == 80 and system != "qdrant-local")
+    assert set(rows["gptcache", 80]["throughput_per_s"]) == {"1", "4"}
+    assert result["redis_exact"]["tiers"] == {"redis": 16}  # the 16 spare texts, from Redis
+    # The edge folders were built once, into the bench cache, for the next run.
+    built = await asyncio.to_thread(lambda: list(bench_cache.glob("edge-*/done")))
+    assert len(built) == 2
+    png = plots.latency_vs_size_png(result["rows"], tmp_path / "size.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
