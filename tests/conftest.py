@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from semantic_reuse import RedisTier
 
@@ -161,3 +162,43 @@ async def make_engine(tmp_path: Path, minilm: Any, splitter: Any) -> AsyncIterat
         await engine.aclose()
         await search.embedder.aclose()
         await search.store.aclose()
+
+
+# -- vLLM: one real engine (CPU build, the default SmolLM2 model) for the whole session ----
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The default model folder (converted once per machine, reused afterwards)."""
+    from semantic_reuse.vllm.model import prepare_default_model
+
+    return prepare_default_model()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def enhanced_llm(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory, minilm: Any, splitter: Any
+) -> AsyncIterator[Any]:
+    """The seed's usage: `from_vllm_config` with explicit reuse components. It lives on the
+    session's event loop: async tests that use it run with loop_scope="session"."""
+    from semantic_reuse import HandlerConfig, MultiLevelCacheManager
+    from semantic_reuse.defaults import build_search_helper_from
+    from semantic_reuse.vllm import EnhancedAsyncLLM
+    from semantic_reuse.vllm.model import default_engine_args
+
+    handler_config = HandlerConfig(performance={"hit_stream_chunk_tokens": 4})
+    cache_manager = MultiLevelCacheManager.from_config(handler_config)
+    similarity_search_helper = build_search_helper_from(
+        handler_config, minilm, tmp_path_factory.mktemp("vllm-edge")
+    )
+    vllm_config = default_engine_args(model_path).create_engine_config()
+    llm = EnhancedAsyncLLM.from_vllm_config(
+        vllm_config,
+        cache_manager=cache_manager,
+        similarity_search_helper=similarity_search_helper,
+        handler_config=handler_config,
+    )
+    yield llm
+    await llm.aclose()
+    await similarity_search_helper.embedder.aclose()
+    await similarity_search_helper.store.aclose()

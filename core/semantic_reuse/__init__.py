@@ -10,8 +10,14 @@ from semantic_reuse.answer import (
     AnswerTooLargeError,
     CachedAnswer,
 )
-from semantic_reuse.backend import Backend, CallableBackend
+from semantic_reuse.backend import Backend, CallableBackend, PromptInput
 from semantic_reuse.breaker import BreakerState, CircuitBreaker
+from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClient
+from semantic_reuse.clients.factory import build_client
+from semantic_reuse.clients.local import VLLMClient
+from semantic_reuse.clients.loop import HomeLoop
+from semantic_reuse.clients.openai_compat import OpenAICompatibleClient
+from semantic_reuse.clients.settings import ReuseModelSettings
 from semantic_reuse.config import (
     CacheConfig,
     FeatureConfig,
@@ -56,26 +62,35 @@ __all__ = [
     "CallableBackend",
     "CircuitBreaker",
     "ClauseOutcome",
+    "Completion",
     "CustomRequestOutput",
     "EnhancedAsyncLLM",
     "ExactHit",
     "FeatureConfig",
+    "GenerationParams",
     "HandlerConfig",
+    "HomeLoop",
     "MemoryTier",
     "Metrics",
     "MultiLevelCacheManager",
+    "OpenAICompatibleClient",
     "PerformanceConfig",
+    "PromptInput",
     "RedisTier",
+    "ReuseClient",
     "ReuseConfig",
     "ReuseDecision",
     "ReuseEngine",
     "ReuseHit",
     "ReuseInfo",
     "ReuseKind",
+    "ReuseModelSettings",
     "ReuseRequest",
     "ReuseResult",
     "ReuseStream",
     "SemanticConfig",
+    "VLLMClient",
     "__version__",
+    "build_client",
     "validate_namespace",
 ]

@@ -8,7 +8,6 @@ embedder is installed) a Chinese paraphrase. One row per request, then the total
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -130,12 +129,8 @@ class Session:
 
 async def run_demo(redis_url: str | None, console: Console, *, model: Path | None = None) -> int:
     """Prepare the model, start EnhancedAsyncLLM, play the session, print the tables."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from vllm.engine.arg_utils import AsyncEngineArgs
-
     from semantic_reuse.vllm import EnhancedAsyncLLM
-    from semantic_reuse.vllm.model import prepare_default_model
+    from semantic_reuse.vllm.model import default_engine_args, prepare_default_model
 
     with console.status("Preparing the default model (SmolLM2-135M-Instruct)..."):
         path = model or prepare_default_model()
@@ -147,10 +142,9 @@ async def run_demo(redis_url: str | None, console: Console, *, model: Path | Non
         config.cache.qdrant_path = Path(folder)
         with console.status("Starting vLLM on the CPU and loading the reuse models..."):
             start = time.perf_counter()
-            args = AsyncEngineArgs(
-                model=str(path), dtype="bfloat16", enforce_eager=True, max_model_len=2048
+            llm = EnhancedAsyncLLM.from_engine_args(
+                default_engine_args(path), handler_config=config
             )
-            llm = EnhancedAsyncLLM.from_engine_args(args, handler_config=config)
             await llm.reuse_engine.warm_up()
             await llm.reuse_engine.cache.clear()
         console.print(f"EnhancedAsyncLLM ready in {time.perf_counter() - start:.0f} s ({path})")

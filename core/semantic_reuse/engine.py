@@ -269,6 +269,11 @@ class ReuseEngine:
 
     # -- sync wrappers (derived: each runs its coroutine on the engine's loop thread) --
 
+    @property
+    def runner(self) -> SyncRunner:
+        """The engine's own loop thread, where its sync wrappers run."""
+        return self._runner
+
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine that uses this engine from sync code (inside or outside a
         running event loop): on the engine's own loop thread, where its resources live."""

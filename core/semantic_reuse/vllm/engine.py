@@ -36,7 +36,7 @@ from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.outcome import ReuseInfo, ReuseKind, ReuseResult
 from semantic_reuse.planning import ReuseDecision, compose
 from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, public_fields
-from semantic_reuse.semantic.search import SimilaritySearchHelper
+from semantic_reuse.semantic.search import SimilaritySearchHelper, check_threshold
 from semantic_reuse.vllm.backend import VLLMBackend, render_chat
 from semantic_reuse.vllm.outputs import OutputShaper
 
@@ -121,11 +121,14 @@ class EnhancedAsyncLLM(AsyncLLM):
         *,
         namespace: str = DEFAULT_NAMESPACE,
         reuse: bool = True,
+        threshold: float | None = None,
         reuse_request: ReuseRequest | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
         """`AsyncLLM.generate` with reuse. Extra keywords: `namespace` (tenant), `reuse`
-        (False: no semantic reuse for this call; an exact hit still counts)."""
+        (False: no semantic reuse for this call; an exact hit still counts), `threshold`
+        (this call's similarity threshold in [0, 1]; None: the configured one)."""
+        check_threshold(threshold, "threshold")
         request = reuse_request or self._generate_hash_id(
             prompt, sampling_params, kwargs.get("lora_request"), namespace
         )
@@ -136,7 +139,7 @@ class EnhancedAsyncLLM(AsyncLLM):
                     out.reuse = None  # type: ignore[attr-defined]
                     yield out
             return
-        decision = await self._check_cache(request, reuse)
+        decision = await self._check_cache(request, reuse, threshold)
         if decision.answer is not None or decision.clauses:
             # Only outputs made here need the prompt's token ids; a plain miss is vLLM's own.
             shaper = self._shaper(request_id, prompt, sampling_params)
@@ -173,6 +176,7 @@ class EnhancedAsyncLLM(AsyncLLM):
         *,
         namespace: str = DEFAULT_NAMESPACE,
         reuse: bool = True,
+        threshold: float | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
         """Chat messages through the model's chat template. Reuse goes by the last user
@@ -186,8 +190,9 @@ class EnhancedAsyncLLM(AsyncLLM):
         )
         prompt = render_chat(self, [dict(m) for m in messages])
         outputs = self.generate(
-            prompt, sampling_params, request_id, reuse=reuse, reuse_request=request, **kwargs
-        )
+            prompt, sampling_params, request_id, reuse=reuse, threshold=threshold,
+            reuse_request=request, **kwargs,
+        )  # fmt: skip
         async with contextlib.aclosing(outputs):
             async for out in outputs:
                 yield out
@@ -220,10 +225,12 @@ class EnhancedAsyncLLM(AsyncLLM):
                                     namespace=namespace, model=model, params=params)  # fmt: skip
         return None
 
-    async def _check_cache(self, request: ReuseRequest, reuse: bool) -> ReuseDecision:
+    async def _check_cache(
+        self, request: ReuseRequest, reuse: bool, threshold: float | None = None
+    ) -> ReuseDecision:
         """Exact tiers, then paraphrases of the whole prompt and of its clauses, then an
         identical request in flight."""
-        return await self.reuse_engine.decide(request, reuse=reuse)
+        return await self.reuse_engine.decide(request, threshold=threshold, reuse=reuse)
 
     async def _perform_subsentence_similarity_search(
         self,

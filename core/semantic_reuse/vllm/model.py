@@ -27,12 +27,14 @@ from typing import Any
 import platformdirs
 
 __all__ = [
+    "DEFAULT_MAX_MODEL_LEN",
     "GGUF_FILE",
     "GGUF_PACKAGE",
     "MARKER_FILE",
     "MODEL_NAME",
     "ModelPreparationError",
     "ProgressCallback",
+    "default_engine_args",
     "default_model_path",
     "gguf_source",
     "is_prepared",
@@ -45,6 +47,8 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MARKER_FILE = ".semantic-reuse-model.json"
 # Bump when the conversion changes in a way that old folders must be redone.
 FORMAT_VERSION = 1
+#: The context length `default_engine_args` gives an engine (fits 1 GiB of CPU KV cache).
+DEFAULT_MAX_MODEL_LEN = 2048
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 _STEPS = 5
 
@@ -262,3 +266,24 @@ def prepare_default_model(
     if progress is not None:
         progress(f"Prepared {target}", _STEPS, _STEPS)
     return target
+
+
+def default_engine_args(model: str | Path | None = None, **overrides: Any) -> Any:
+    """vLLM's `AsyncEngineArgs` for `model` (default: the default model, prepared on first use).
+
+    On a CPU host: bf16, eager mode and 1 GiB of KV cache (`VLLM_CPU_KVCACHE_SPACE`, unless
+    set); a 2048-token context everywhere. `overrides` are further `AsyncEngineArgs` fields.
+    """
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.platforms import current_platform
+
+    options: dict[str, Any] = {
+        "model": str(model) if model is not None else str(prepare_default_model()),
+        "max_model_len": DEFAULT_MAX_MODEL_LEN,
+    }
+    if current_platform.is_cpu():
+        options.update(dtype="bfloat16", enforce_eager=True)
+    options.update(overrides)
+    return AsyncEngineArgs(**options)

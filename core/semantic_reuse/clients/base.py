@@ -1,0 +1,218 @@
+"""What framework model classes need from a model behind reuse: `ReuseClient`.
+
+A client generates through reuse (exact repeats, paraphrases, clauses) and reports what it
+reused. The logic is written once, as `_stream` on the client's home loop; the public
+`astream`/`stream_sync`/`acomplete`/`complete_sync` derive from it and work from any thread
+or event loop (`HomeLoop`).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from semantic_reuse.backend import PromptInput
+from semantic_reuse.clients.loop import HomeLoop
+from semantic_reuse.outcome import ReuseInfo
+from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
+from semantic_reuse.semantic.search import check_threshold
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """The sampling parameters a framework model passes on (None: the backend's default)."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_number("max_tokens", self.max_tokens, integer=True, low=1)
+        _check_number("temperature", self.temperature, low=0.0)
+        _check_number("top_p", self.top_p, low=0.0, high=1.0)
+        _check_number("seed", self.seed, integer=True)
+        stop = self.stop
+        if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
+            raise TypeError("stop must be a sequence of non-empty strings")
+        object.__setattr__(self, "stop", tuple(stop))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters that are set (they shape the answer, so they scope reuse)."""
+        data: dict[str, Any] = {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
+        if self.stop:
+            data["stop"] = list(self.stop)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+def _check_number(
+    name: str, value: object, *, integer: bool = False, low: float | None = None,
+    high: float | None = None,
+) -> None:  # fmt: skip
+    if value is None:
+        return
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an int" if integer else "a number"
+        raise TypeError(f"{name} must be {kind} or None, got {type(value).__name__}")
+    if (
+        not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The end of one generation: the whole text, what was reused, token counts."""
+
+    text: str
+    info: ReuseInfo
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = "stop"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+class ReuseClient(abc.ABC):
+    """A model behind reuse, callable from sync code and from any event loop."""
+
+    def __init__(self, home: HomeLoop | None = None) -> None:
+        self._home_loop = home
+
+    @property
+    @abc.abstractmethod
+    def model_name(self) -> str:
+        """The model's name as the backend knows it."""
+
+    @abc.abstractmethod
+    async def context_window(self) -> int | None:
+        """The model's context length in tokens, when the backend says (home loop)."""
+
+    @property
+    def known_context_window(self) -> int | None:
+        """The context length if known without asking the backend (callable anywhere)."""
+        return None
+
+    @abc.abstractmethod
+    def _stream(
+        self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
+        threshold: float | None,
+    ) -> AsyncIterator[str | Completion]:  # fmt: skip
+        """Text deltas, then one `Completion`; runs on the home loop."""
+
+    @abc.abstractmethod
+    async def _aclose(self) -> None:
+        """Release what this client owns (home loop)."""
+
+    def home(self) -> HomeLoop:
+        """The loop this client's resources live on (a private loop thread by default)."""
+        if self._home_loop is None:
+            self._home_loop = HomeLoop.private()
+        return self._home_loop
+
+    # -- derived: any thread, any loop -----------------------------------------------------
+
+    def astream(
+        self,
+        prompt: PromptInput,
+        params: GenerationParams | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        reuse: bool = True,
+        threshold: float | None = None,
+    ) -> AsyncIterator[str | Completion]:
+        """Text deltas, then one `Completion` (from any event loop)."""
+        source = self._checked(prompt, params, namespace, reuse, threshold)
+        return self.home().iterate(source)
+
+    def stream_sync(
+        self,
+        prompt: PromptInput,
+        params: GenerationParams | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        reuse: bool = True,
+        threshold: float | None = None,
+    ) -> Iterator[str | Completion]:
+        """`astream` for sync code."""
+        source = self._checked(prompt, params, namespace, reuse, threshold)
+        return self.home().iterate_sync(source)
+
+    async def acomplete(self, prompt: PromptInput, params: GenerationParams | None = None,
+                        **kwargs: Any) -> Completion:  # fmt: skip
+        """The whole answer (from any event loop)."""
+        return await self.home().run(_last(self._checked(prompt, params, **_options(kwargs))))
+
+    def complete_sync(self, prompt: PromptInput, params: GenerationParams | None = None,
+                      **kwargs: Any) -> Completion:  # fmt: skip
+        """`acomplete` for sync code."""
+        return self.home().run_sync(_last(self._checked(prompt, params, **_options(kwargs))))
+
+    async def acontext_window(self) -> int | None:
+        return await self.home().run(self.context_window())
+
+    def context_window_sync(self) -> int | None:
+        return self.home().run_sync(self.context_window())
+
+    async def aclose(self) -> None:
+        """Release the engine or connection this client owns, then its loop thread."""
+        await self.home().run(self._aclose())
+        self.home().close()
+
+    def close(self) -> None:
+        self.home().run_sync(self._aclose())
+        self.home().close()
+
+    def _checked(
+        self, prompt: PromptInput, params: GenerationParams | None,
+        namespace: str = DEFAULT_NAMESPACE, reuse: bool = True, threshold: float | None = None,
+    ) -> AsyncIterator[str | Completion]:  # fmt: skip
+        if params is not None and not isinstance(params, GenerationParams):
+            raise TypeError(f"params must be GenerationParams, got {type(params).__name__}")
+        if isinstance(prompt, str):
+            if not prompt.strip():
+                raise ValueError("prompt must not be empty")
+        elif not isinstance(prompt, list | tuple) or not prompt:
+            raise TypeError("prompt must be a non-empty str or a non-empty list of messages")
+        check_threshold(threshold, "threshold")
+        namespace = validate_namespace(namespace)
+        return self._stream(prompt, params or GenerationParams(), namespace=namespace,
+                            reuse=bool(reuse), threshold=threshold)  # fmt: skip
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(kwargs) - {"namespace", "reuse", "threshold"}
+    if unknown:
+        raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+    return kwargs
+
+
+async def _last(source: AsyncIterator[str | Completion]) -> Completion:
+    final: Completion | None = None
+    async for item in source:
+        if isinstance(item, Completion):
+            final = item
+    if final is None:
+        raise RuntimeError("the client's stream ended without a Completion")
+    return final

@@ -1,0 +1,124 @@
+"""`HomeLoop`: the one event loop where a client's asyncio resources live.
+
+vLLM's `AsyncLLM`, an `openai.AsyncOpenAI` client and the reuse engine's Redis pool all bind
+to the event loop that first used them. Framework model classes are called from anywhere: a
+sync `invoke` in a script or a worker thread, an async `ainvoke` in some application's loop,
+a Jupyter cell. `HomeLoop` runs every coroutine of a client on its home loop and hands the
+result back to whoever asked, so each caller gets what it expects:
+
+- called on the home loop itself: awaited directly;
+- the home loop runs in another thread: submitted there (awaited or waited for);
+- the home loop is idle and the calling thread runs no loop (a sync call between two
+  `asyncio.run`-style sessions that reuse one loop): driven with `run_until_complete`.
+
+Anything else (a sync call on the home loop's own thread, an async call from another loop
+while the home loop is idle) cannot complete and raises a `RuntimeError` that says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from semantic_reuse.sync import SyncRunner
+
+T = TypeVar("T")
+
+
+class HomeLoop:
+    """Runs coroutines and async iterators on one home loop, from any thread or loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *,
+                 runner: SyncRunner | None = None) -> None:  # fmt: skip
+        if loop is not None and runner is not None:
+            raise ValueError("give either loop or runner, not both")
+        self._loop = loop
+        self._runner = runner if runner is not None or loop is not None else SyncRunner()
+        self._owns_runner = runner is None and loop is None
+
+    @classmethod
+    def private(cls) -> HomeLoop:
+        """A loop thread of its own (started on first use)."""
+        return cls()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is not None:
+            return self._loop
+        assert self._runner is not None
+        return self._runner.loop
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` on the home loop from a coroutine on any loop."""
+        home = self.loop
+        if asyncio.get_running_loop() is home:
+            return await coro
+        if home.is_running():
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
+        coro.close()
+        raise RuntimeError(
+            "the event loop this model's engine lives on is not running, and an async call "
+            "from another loop cannot drive it: call it from that loop, or from sync code"
+        )
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the home loop from sync code and return its result."""
+        home = self.loop
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is home:
+            coro.close()
+            raise RuntimeError(
+                "a sync method was called on the event loop its engine lives on, where it "
+                "would wait for itself: use the async method (ainvoke, acomplete, ...)"
+            )
+        if home.is_running():
+            return asyncio.run_coroutine_threadsafe(coro, home).result()
+        if current is None and not home.is_closed():
+            return home.run_until_complete(coro)
+        coro.close()
+        raise RuntimeError("the event loop this model's engine lives on is closed or busy")
+
+    async def iterate(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
+        """`source`'s items, each step run on the home loop (closed there too)."""
+        try:
+            while True:
+                more, item = await self.run(_step(source))
+                if not more:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            await self.run(_close(source))
+
+    def iterate_sync(self, source: AsyncIterator[T]) -> Iterator[T]:
+        """`source`'s items for sync code, each step run on the home loop."""
+        try:
+            while True:
+                more, item = self.run_sync(_step(source))
+                if not more:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            self.run_sync(_close(source))
+
+    def close(self) -> None:
+        """Stop the private loop thread, if this home loop owns one."""
+        if self._owns_runner and self._runner is not None:
+            self._runner.close()
+
+
+async def _step(source: AsyncIterator[T]) -> tuple[bool, T | None]:
+    # A flag rather than StopAsyncIteration: exceptions of that kind do not cross futures well.
+    try:
+        return True, await anext(source)
+    except StopAsyncIteration:
+        return False, None
+
+
+async def _close(source: AsyncIterator[Any]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()

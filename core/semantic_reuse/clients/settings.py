@@ -1,0 +1,135 @@
+"""`ReuseModelSettings`: the settings every framework model class shares (LangChain's chat
+model and LLM, LlamaIndex's LLM) and the `ReuseClient` they build from them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+from semantic_reuse.clients.base import GenerationParams, ReuseClient
+from semantic_reuse.clients.factory import build_client
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
+from semantic_reuse.semantic.search import check_threshold
+from semantic_reuse.vllm.model import MODEL_NAME
+
+#: The environment variable `api_key` defaults to.
+API_KEY_ENV = "SEMANTIC_REUSE_API_KEY"
+
+#: Per-call keywords (`invoke(..., namespace=...)`, `.bind(...)`) besides sampling parameters.
+REUSE_KEYWORDS = ("namespace", "reuse", "threshold")
+_SAMPLING_KEYWORDS = ("max_tokens", "temperature", "top_p", "seed")
+
+
+class ReuseModelSettings(BaseModel):
+    """Which model, how to sample it, and how to reuse its answers.
+
+    Backends: `base_url` (+ `model`, `api_key`) for an OpenAI-compatible endpoint such as
+    `vllm serve`; otherwise an in-process `EnhancedAsyncLLM`: `llm` when given, else one
+    started on first use on `model` (a folder; default: the bundled SmolLM2-135M-Instruct).
+    `client` takes a ready `ReuseClient`, e.g. one shared by several model objects.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=()
+    )
+
+    model_name: str | None = Field(default=None, alias="model")
+    """The endpoint's model name, or the model folder of an engine started in process."""
+    base_url: str | None = None
+    """An OpenAI-compatible endpoint, e.g. ``http://127.0.0.1:8000/v1``."""
+    api_key: SecretStr | None = Field(default_factory=lambda: _secret_from_env(API_KEY_ENV))
+    """Bearer token for `base_url` (env: ``SEMANTIC_REUSE_API_KEY``)."""
+    temperature: float | None = 0.0
+    """0 by default: a reused answer should be the answer, not one sample of many."""
+    max_tokens: int | None = 256
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    timeout: float | None = None
+    """Seconds per request to `base_url` (the SDK's default when None)."""
+    max_retries: int = 2
+    namespace: str = DEFAULT_NAMESPACE
+    """The tenant whose answers are read and written; `invoke(..., namespace=...)` per call."""
+    threshold: float | None = None
+    """Similarity threshold in [0, 1] for paraphrase reuse; None: the engine's calibrated one."""
+    reuse: bool = True
+    """False: only exact repeats are reused (per call too)."""
+    llm: Any = Field(default=None, exclude=True)
+    """A running `EnhancedAsyncLLM` to generate with (its owner closes it)."""
+    engine: ReuseEngine | None = Field(default=None, exclude=True)
+    """The `ReuseEngine` for `base_url` (default: one with the embedded defaults)."""
+    config: HandlerConfig | None = Field(default=None, exclude=True)
+    """Reuse configuration for an engine the model builds."""
+    client: ReuseClient | None = Field(default=None, exclude=True)
+    """A ready client (shared between model objects); the other backend settings are unused."""
+
+    _built: ReuseClient | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> ReuseModelSettings:
+        self.namespace = validate_namespace(self.namespace)
+        check_threshold(self.threshold, "threshold")
+        self.sampling()  # raises ValueError/TypeError naming a bad sampling parameter
+        if self.client is not None and not isinstance(self.client, ReuseClient):
+            raise TypeError(f"client must be a ReuseClient, got {type(self.client).__name__}")
+        if self.base_url is not None and self.llm is not None:
+            raise ValueError("give either llm (in-process) or base_url (an endpoint), not both")
+        if self.base_url is not None and not self.model_name:
+            raise ValueError("model is required with base_url: the name the endpoint serves")
+        return self
+
+    def reuse_client(self) -> ReuseClient:
+        """The client: `client`, else one built from the settings on first use."""
+        if self.client is not None:
+            return self.client
+        if self._built is None:
+            key = self.api_key.get_secret_value() if self.api_key is not None else None
+            self._built = build_client(
+                llm=self.llm, base_url=self.base_url, model=self.model_name, api_key=key,
+                engine=self.engine, config=self.config, timeout_s=self.timeout,
+                max_retries=self.max_retries,
+            )  # fmt: skip
+        return self._built
+
+    def resolved_model_name(self, override: object = None) -> str:
+        if isinstance(override, str) and override:
+            return override
+        if self.client is not None or self._built is not None:
+            return self.reuse_client().model_name
+        return (self.model_name or MODEL_NAME).rstrip("/").rsplit("/", 1)[-1]
+
+    def sampling(self, stop: Sequence[str] | None = None, **overrides: Any) -> GenerationParams:
+        """The sampling parameters: the model's, then the call's."""
+        values: dict[str, Any] = {k: getattr(self, k) for k in _SAMPLING_KEYWORDS}
+        values.update({k: overrides[k] for k in _SAMPLING_KEYWORDS if k in overrides})
+        words = stop if stop is not None else overrides.get("stop", self.stop)
+        return GenerationParams(stop=tuple(words or ()), **values)
+
+    def call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Namespace, reuse and threshold for one call (the model's unless the call says)."""
+        options = {k: kwargs.get(k, getattr(self, k)) for k in REUSE_KEYWORDS}
+        unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
+        if unknown:
+            raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+        return options
+
+    def close(self) -> None:
+        """Shut down what the model built (an engine started in process, a connection)."""
+        if self._built is not None:
+            built, self._built = self._built, None
+            built.close()
+
+    async def aclose(self) -> None:
+        if self._built is not None:
+            built, self._built = self._built, None
+            await built.aclose()
+
+
+def _secret_from_env(name: str) -> SecretStr | None:
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None
