@@ -1,5 +1,7 @@
-"""LangChain integration for semantic-reuse (cache and model classes; see docs/langchain.md)."""
+"""LangChain integration for semantic-reuse: a cache and two model classes (docs/langchain.md)."""
 
 from langchain_semantic_reuse.cache import SemanticReuseCache
+from langchain_semantic_reuse.chat_models import ChatSemanticReuse
+from langchain_semantic_reuse.llms import SemanticReuseLLM
 
-__all__: list[str] = ["SemanticReuseCache"]
+__all__: list[str] = ["ChatSemanticReuse", "SemanticReuseCache", "SemanticReuseLLM"]

@@ -1,3 +1,5 @@
-"""LlamaIndex integration for semantic-reuse (an LLM class; see docs/llamaindex.md)."""
+"""LlamaIndex integration for semantic-reuse: an LLM class (see docs/llamaindex.md)."""
 
-__all__: list[str] = []
+from llama_index.llms.semantic_reuse.base import SemanticReuseLLM
+
+__all__: list[str] = ["SemanticReuseLLM"]

@@ -1,0 +1,167 @@
+"""`ChatSemanticReuse`: a LangChain chat model whose every call goes through reuse.
+
+    from langchain_semantic_reuse import ChatSemanticReuse
+    model = ChatSemanticReuse()                      # in-process vLLM, the default model
+    model = ChatSemanticReuse(base_url="http://127.0.0.1:8000/v1", model="my-model")
+
+Unlike a LangChain cache (which `.stream()` never consults), reuse here covers `invoke`,
+`batch`, `stream` and their async twins. Each answer's `response_metadata["reuse"]` says
+what was reused (`ReuseInfo.to_dict()`); `usage_metadata` counts the answer's tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from langchain_semantic_reuse._messages import to_chat
+from semantic_reuse import Completion, GenerationParams, ReuseModelSettings
+
+PROVIDER = "semantic-reuse"
+
+
+class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
+    """A chat model that reuses earlier answers to the same or paraphrased questions.
+
+    The last human message is compared by meaning; the system prompt and earlier turns
+    must be equal for an answer to transfer (the conversation fingerprint). See
+    `ReuseModelSettings` for the backends and settings, docs/langchain.md for a guide.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "semantic-reuse-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.resolved_model_name(),
+            "base_url": self.base_url,
+            **self.sampling().as_dict(),
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = self.sampling(stop, **kwargs)
+        ls = LangSmithParams(
+            ls_provider=PROVIDER,
+            ls_model_name=self.resolved_model_name(kwargs.get("model")),
+            ls_model_type="chat",
+        )
+        if params.temperature is not None:
+            ls["ls_temperature"] = params.temperature
+        if params.max_tokens is not None:
+            ls["ls_max_tokens"] = params.max_tokens
+        if params.stop:
+            ls["ls_stop"] = list(params.stop)
+        return ls
+
+    # -- one call ------------------------------------------------------------------------
+
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], GenerationParams, dict[str, Any]]:
+        options = self.call_options(kwargs)
+        return to_chat(messages), self.sampling(stop, **kwargs), options
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chat, params, options = self._request(messages, stop, kwargs)
+        completion = self.reuse_client().complete_sync(chat, params, **options)
+        return _result(completion)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chat, params, options = self._request(messages, stop, kwargs)
+        completion = await self.reuse_client().acomplete(chat, params, **options)
+        return _result(completion)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        chat, params, options = self._request(messages, stop, kwargs)
+        for item in self.reuse_client().stream_sync(chat, params, **options):
+            chunk = _chunk(item)
+            if run_manager is not None and isinstance(item, str):
+                run_manager.on_llm_new_token(item, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        chat, params, options = self._request(messages, stop, kwargs)
+        async for item in self.reuse_client().astream(chat, params, **options):
+            chunk = _chunk(item)
+            if run_manager is not None and isinstance(item, str):
+                await run_manager.on_llm_new_token(item, chunk=chunk)
+            yield chunk
+
+
+def usage_metadata(completion: Completion) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=completion.prompt_tokens,
+        output_tokens=completion.completion_tokens,
+        total_tokens=completion.prompt_tokens + completion.completion_tokens,
+    )
+
+
+def response_metadata(completion: Completion) -> dict[str, Any]:
+    return {
+        "model_name": completion.model,
+        "model_provider": PROVIDER,
+        "finish_reason": completion.finish_reason,
+        "reuse": completion.info.to_dict(),
+    }
+
+
+def _result(completion: Completion) -> ChatResult:
+    message = AIMessage(
+        content=completion.text,
+        usage_metadata=usage_metadata(completion),
+        response_metadata=response_metadata(completion),
+    )
+    return ChatResult(
+        generations=[ChatGeneration(message=message)],
+        llm_output={"model_name": completion.model, "token_usage": completion.usage},
+    )
+
+
+def _chunk(item: str | Completion) -> ChatGenerationChunk:
+    if isinstance(item, str):
+        return ChatGenerationChunk(message=AIMessageChunk(content=item))
+    # The final chunk: no text, the usage and the metadata, once.
+    message = AIMessageChunk(
+        content="",
+        usage_metadata=usage_metadata(item),
+        response_metadata=response_metadata(item),
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(
+        message=message, generation_info={"finish_reason": item.finish_reason}
+    )
+
+
+__all__: Sequence[str] = ["ChatSemanticReuse"]

@@ -1,0 +1,216 @@
+"""`SemanticReuseLLM`: a LlamaIndex LLM whose every call goes through reuse.
+
+    from llama_index.core import Settings
+    from llama_index.llms.semantic_reuse import SemanticReuseLLM
+    Settings.llm = SemanticReuseLLM()                 # in-process vLLM, the default model
+
+All eight methods (complete, chat, their stream and async forms) reuse exact repeats and
+paraphrases of the last user message within the same conversation, model and tenant. Each
+response's `additional_kwargs["reuse"]` says what was reused; streams say it on their last
+response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.llm import LLM
+
+from semantic_reuse import Completion, PromptInput, ReuseModelSettings
+
+#: When neither the setting nor the backend says (an endpoint without a model list).
+FALLBACK_CONTEXT_WINDOW = 4096
+
+
+class SemanticReuseLLM(ReuseModelSettings, LLM):
+    """A LlamaIndex LLM that reuses earlier answers (see `ReuseModelSettings` for backends:
+    an in-process `EnhancedAsyncLLM` by default, or `base_url` for an OpenAI-compatible
+    endpoint)."""
+
+    context_window: int | None = None
+    """Override the context length the model reports (LlamaIndex sizes prompts by it)."""
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SemanticReuseLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        client = self.reuse_client()
+        window = self.context_window or client.known_context_window or FALLBACK_CONTEXT_WINDOW
+        return LLMMetadata(
+            context_window=window,
+            num_output=self.max_tokens or 256,
+            is_chat_model=True,
+            model_name=self.resolved_model_name(),
+        )
+
+    # -- chat ------------------------------------------------------------------------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        prompt, params, options = self._call(to_chat(messages), kwargs)
+        return _chat_response(self.reuse_client().complete_sync(prompt, params, **options))
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        prompt, params, options = self._call(to_chat(messages), kwargs)
+        return _chat_response(await self.reuse_client().acomplete(prompt, params, **options))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        prompt, params, options = self._call(to_chat(messages), kwargs)
+        items = self.reuse_client().stream_sync(prompt, params, **options)
+
+        def gen() -> ChatResponseGen:
+            text = ""
+            for item in items:
+                text, response = _chat_step(text, item)
+                yield response
+
+        return gen()
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        prompt, params, options = self._call(to_chat(messages), kwargs)
+        items = self.reuse_client().astream(prompt, params, **options)
+
+        async def gen() -> ChatResponseAsyncGen:
+            text = ""
+            async for item in items:
+                text, response = _chat_step(text, item)
+                yield response
+
+        return gen()
+
+    # -- completion: the prompt as one user message -------------------------------------------
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
+        return _completion_response(self.reuse_client().complete_sync(chat, params, **options))
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
+        completion = await self.reuse_client().acomplete(chat, params, **options)
+        return _completion_response(completion)
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
+        items = self.reuse_client().stream_sync(chat, params, **options)
+
+        def gen() -> CompletionResponseGen:
+            text = ""
+            for item in items:
+                text, response = _completion_step(text, item)
+                yield response
+
+        return gen()
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
+        items: AsyncIterator[str | Completion] = self.reuse_client().astream(
+            chat, params, **options
+        )
+
+        async def gen() -> CompletionResponseAsyncGen:
+            text = ""
+            async for item in items:
+                text, response = _completion_step(text, item)
+                yield response
+
+        return gen()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _as_messages(self, prompt: str, formatted: bool) -> list[dict[str, Any]]:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        if not formatted and self.completion_to_prompt is not None:
+            prompt = self.completion_to_prompt(prompt)
+        messages = [{"role": "user", "content": prompt}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return messages
+
+    def _call(self, prompt: PromptInput, kwargs: dict[str, Any]) -> tuple[PromptInput, Any, Any]:
+        kwargs = {k: v for k, v in kwargs.items() if k != "formatted"}
+        return prompt, self.sampling(kwargs.pop("stop", None), **kwargs), self.call_options(kwargs)
+
+
+def to_chat(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """LlamaIndex messages as role/content dicts (text blocks only)."""
+    chat: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message, ChatMessage):
+            raise TypeError(f"messages must be ChatMessage, got {type(message).__name__}")
+        role = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
+        chat.append({"role": role, "content": message.content or ""})
+    return chat
+
+
+def _extra(completion: Completion) -> dict[str, Any]:
+    return {
+        "reuse": completion.info.to_dict(),
+        "model_name": completion.model,
+        "finish_reason": completion.finish_reason,
+        "usage": completion.usage,
+    }
+
+
+def _chat_response(completion: Completion) -> ChatResponse:
+    extra = _extra(completion)
+    message = ChatMessage(role=MessageRole.ASSISTANT, content=completion.text,
+                          additional_kwargs={"reuse": extra["reuse"]})  # fmt: skip
+    return ChatResponse(message=message, raw=extra, additional_kwargs=extra)
+
+
+def _completion_response(completion: Completion) -> CompletionResponse:
+    extra = _extra(completion)
+    return CompletionResponse(text=completion.text, raw=extra, additional_kwargs=extra)
+
+
+def _chat_step(text: str, item: str | Completion) -> tuple[str, ChatResponse]:
+    if isinstance(item, Completion):
+        response = _chat_response(item)
+        response.delta = ""
+        return item.text, response
+    text += item
+    message = ChatMessage(role=MessageRole.ASSISTANT, content=text)
+    return text, ChatResponse(message=message, delta=item)
+
+
+def _completion_step(text: str, item: str | Completion) -> tuple[str, CompletionResponse]:
+    if isinstance(item, Completion):
+        response = _completion_response(item)
+        response.delta = ""
+        return item.text, response
+    text += item
+    return text, CompletionResponse(text=text, delta=item)
+
+
+__all__: Sequence[str] = ["SemanticReuseLLM", "to_chat"]
