@@ -18,6 +18,7 @@ while the home loop is idle) cannot complete and raises a `RuntimeError` that sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -83,26 +84,32 @@ class HomeLoop:
         raise RuntimeError("the event loop this model's engine lives on is closed or busy")
 
     async def iterate(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
-        """`source`'s items, each step run on the home loop (closed there too)."""
+        """`source`'s items, `source` itself run by one task on the home loop."""
+        task, queue = await self.run(_start(source))
         try:
             while True:
-                more, item = await self.run(_step(source))
-                if not more:
+                kind, value = await self.run(queue.get())
+                if kind == "end":
                     return
-                yield item  # type: ignore[misc]
+                if kind == "error":
+                    raise value
+                yield value
         finally:
-            await self.run(_close(source))
+            await self.run(_stop(task))
 
     def iterate_sync(self, source: AsyncIterator[T]) -> Iterator[T]:
-        """`source`'s items for sync code, each step run on the home loop."""
+        """`iterate` for sync code."""
+        task, queue = self.run_sync(_start(source))
         try:
             while True:
-                more, item = self.run_sync(_step(source))
-                if not more:
+                kind, value = self.run_sync(queue.get())
+                if kind == "end":
                     return
-                yield item  # type: ignore[misc]
+                if kind == "error":
+                    raise value
+                yield value
         finally:
-            self.run_sync(_close(source))
+            self.run_sync(_stop(task))
 
     def close(self) -> None:
         """Stop the private loop thread, if this home loop owns one."""
@@ -110,15 +117,34 @@ class HomeLoop:
             self._runner.close()
 
 
-async def _step(source: AsyncIterator[T]) -> tuple[bool, T | None]:
-    # A flag rather than StopAsyncIteration: exceptions of that kind do not cross futures well.
-    try:
-        return True, await anext(source)
-    except StopAsyncIteration:
-        return False, None
+_Queue = asyncio.Queue[tuple[str, Any]]
 
 
-async def _close(source: AsyncIterator[Any]) -> None:
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def _start(source: AsyncIterator[Any]) -> tuple[asyncio.Task[None], _Queue]:
+    """A task on the running (home) loop that pumps `source` into a one-slot queue.
+
+    One task runs the whole iterator, start to end: stepping it from a new task per item
+    would split its context (context variables set in one step could not be reset in the
+    next) and its cancellation scope.
+    """
+    queue: _Queue = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put(("item", item))
+            await queue.put(("end", None))
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put(("error", exc))
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()  # when the consumer left early: the iterator's cleanup runs
+
+    return asyncio.get_running_loop().create_task(pump()), queue
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,116 @@
+"""HomeLoop: a client's coroutines and streams run on its home loop, called from anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from semantic_reuse import HomeLoop
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+@pytest.fixture
+def home() -> Iterator[HomeLoop]:
+    loop = HomeLoop.private()
+    yield loop
+    loop.close()
+
+
+async def where() -> str:
+    return threading.current_thread().name
+
+
+class Source:
+    """An async iterator that sets a context variable around its items (as a logger's
+    contextualize() does) and records whether its cleanup ran, and on which thread."""
+
+    def __init__(self, items: int, fail_at: int | None = None) -> None:
+        self.items, self.fail_at = items, fail_at
+        self.closed_on: str | None = None
+
+    async def __call__(self) -> AsyncIterator[str]:
+        token = REQUEST_ID.set("r1")
+        try:
+            for i in range(self.items):
+                if i == self.fail_at:
+                    raise ValueError("backend failed")
+                await asyncio.sleep(0)
+                yield f"{i}:{REQUEST_ID.get()}"
+        finally:
+            REQUEST_ID.reset(token)  # fails if steps ran in different contexts
+            self.closed_on = threading.current_thread().name
+
+
+def test_sync_calls_run_on_the_private_loop_thread(home: HomeLoop) -> None:
+    assert home.run_sync(where()) == "semantic-reuse-sync"
+    source = Source(3)
+    assert list(home.iterate_sync(source())) == ["0:r1", "1:r1", "2:r1"]
+    assert source.closed_on == "semantic-reuse-sync"
+
+
+def test_sync_call_inside_a_running_loop_works(home: HomeLoop) -> None:
+    async def notebook_cell() -> list[str]:
+        return list(home.iterate_sync(Source(2)()))  # blocking, as a sync API would
+
+    assert asyncio.run(notebook_cell()) == ["0:r1", "1:r1"]
+
+
+async def test_async_calls_from_another_loop_and_early_exit(home: HomeLoop) -> None:
+    assert await home.run(where()) == "semantic-reuse-sync"
+    source = Source(10)
+    stream = home.iterate(source())
+    assert [await anext(stream), await anext(stream)] == ["0:r1", "1:r1"]
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert source.closed_on == "semantic-reuse-sync"
+
+
+async def test_errors_of_the_source_reach_the_caller(home: HomeLoop) -> None:
+    items: list[str] = []
+
+    async def consume() -> None:
+        async for item in home.iterate(Source(5, fail_at=2)()):
+            items.append(item)
+
+    with pytest.raises(ValueError, match="backend failed"):
+        await consume()
+    assert items == ["0:r1", "1:r1"]
+    with pytest.raises(ValueError, match="backend failed"):
+        list(home.iterate_sync(Source(5, fail_at=0)()))
+
+
+async def test_the_current_loop_as_home() -> None:
+    home = HomeLoop(asyncio.get_running_loop())
+    assert await home.run(where()) == threading.current_thread().name
+    assert [x async for x in home.iterate(Source(2)())] == ["0:r1", "1:r1"]
+    with pytest.raises(RuntimeError, match="use the async method"):
+        home.run_sync(where())  # would wait for itself
+
+
+def test_an_idle_home_loop_is_driven_by_a_sync_caller() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        home = HomeLoop(loop)
+        assert home.run_sync(where()) == threading.current_thread().name
+        assert list(home.iterate_sync(Source(2)())) == ["0:r1", "1:r1"]
+
+        async def from_another_loop() -> None:
+            with pytest.raises(RuntimeError, match="not running"):
+                await home.run(where())
+
+        asyncio.run(from_another_loop())
+    finally:
+        loop.close()
+
+
+def test_loop_and_runner_are_exclusive() -> None:
+    from semantic_reuse.sync import SyncRunner
+
+    loop = asyncio.new_event_loop()
+    with pytest.raises(ValueError, match="either loop or runner"):
+        HomeLoop(loop, runner=SyncRunner())
+    loop.close()
