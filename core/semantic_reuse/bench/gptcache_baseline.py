@@ -207,7 +207,10 @@ class GPTCacheBaseline:
         """Close the stores and delete the folder; GPTCache's atexit hook then does nothing."""
         with contextlib.suppress(Exception):
             self._data.close()
+        # GPTCache's atexit hook keeps this Cache alive until exit: leave it holding nothing.
         self._cache.data_manager = _ClosedDataManager()
+        self._cache.embedding_func = None
+        self._cache.similarity_evaluation = None
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def __enter__(self) -> GPTCacheBaseline:
