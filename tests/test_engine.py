@@ -386,3 +386,42 @@ async def test_invalidate_clear_and_forget_by_age(make_engine: EngineFactory) ->
     assert await engine.lookup("What is Redis?", namespace="b") is None
     with pytest.raises(ValueError, match="age_s"):
         await engine.forget_older_than(-1)
+
+
+RAG_TEMPLATE = (
+    "Context information is below.\n---------------------\n{context}\n---------------------\n"
+    "Given the context information and not prior knowledge, answer the query.\n"
+    "Query: {question}\nAnswer: "
+)
+RESET_DOC = "To reset an Acme password, open Settings, choose Security and press Reset."
+SHIPPING_DOC = "Acme ships orders within two business days from its warehouse in Lyon."
+
+
+async def test_question_inside_a_template_is_what_is_compared(make_engine: EngineFactory) -> None:
+    """Retrieval prompts: compared whole, different questions over the same retrieved text
+    look alike (the text dominates the embedding). With `question`, only the question is
+    compared by meaning and the text around it must be equal."""
+    engine: ReuseEngine = make_engine()
+    model = CountingModel()
+
+    async def ask(context: str, asked: str, **kwargs: Any) -> ReuseKind:
+        prompt = RAG_TEMPLATE.format(context=context, question=asked)
+        messages = [{"role": "user", "content": prompt}]
+        result = await engine.generate(messages, model.backend, **kwargs)
+        await engine.flush()
+        return result.info.kind
+
+    # Whole prompts: a different question over the same context is wrongly reused.
+    assert await ask(SHIPPING_DOC, "How long does Acme take to ship?") is ReuseKind.MISS
+    assert await ask(SHIPPING_DOC, "Where does Acme ship from?") is ReuseKind.SEMANTIC
+    # The question marked: the paraphrase is reused, the other question is not, and the
+    # same question over other retrieved text is not.
+    for question, context, expected in [
+        ("How do I reset my Acme password?", RESET_DOC, ReuseKind.MISS),
+        ("How can I reset my Acme password?", RESET_DOC, ReuseKind.SEMANTIC),
+        ("Does resetting my Acme password sign me out?", RESET_DOC, ReuseKind.MISS),
+        ("How do I reset my Acme password?", SHIPPING_DOC, ReuseKind.MISS),
+    ]:
+        assert await ask(context, question, question=question) is expected, question
+    with pytest.raises(ValueError, match="question must occur"):
+        await ask(RESET_DOC, "How can I reset it?", question="Something else?")

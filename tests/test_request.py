@@ -189,6 +189,9 @@ def test_token_prompts() -> None:
         ({"messages": [{"content": "x"}]}, ValueError, "messages\\[0\\]"),
         ({"prompt_token_ids": ["a"]}, TypeError, "prompt_token_ids"),
         ({"prompt": "a", "params": 5}, TypeError, "params"),
+        ({"prompt": "a b", "question": "c"}, ValueError, "question must occur"),
+        ({"prompt": "a b", "question": " "}, ValueError, "question"),
+        ({"prompt_token_ids": [1], "question": "a"}, ValueError, "question"),
     ],
 )
 def test_bad_input_names_the_argument(
@@ -196,3 +199,22 @@ def test_bad_input_names_the_argument(
 ) -> None:
     with pytest.raises(error, match=match):
         ReuseRequest(**kwargs)  # type: ignore[arg-type]
+
+
+def test_question_inside_a_template() -> None:
+    template = "Context: {context}\nQuery: {question}\nAnswer:"
+    a = ReuseRequest(template.format(context="doc 1", question="How?"), question="How?")
+    b = ReuseRequest(template.format(context="doc 1", question="Why?"), question="Why?")
+    c = ReuseRequest(template.format(context="doc 2", question="How?"), question="How?")
+    assert a.semantic_text == "How?"
+    assert a.fingerprint == b.fingerprint  # same template, same context
+    assert a.fingerprint != c.fingerprint  # other retrieved text: another scope
+    assert a.hash_id != b.hash_id
+    whole = ReuseRequest(template.format(context="doc 1", question="How?"))
+    assert whole.semantic_text.startswith("Context:")
+    chat = ReuseRequest(messages=[{"role": "user", "content": a.prompt}], question="How?")
+    clause = chat.with_text("When?")
+    assert clause.semantic_text == "When?"
+    assert clause.fingerprint == chat.fingerprint  # the clause keeps the context around it
+    assert clause.messages is not None
+    assert "Query: When?" in clause.messages[-1]["content"]

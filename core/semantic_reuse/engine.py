@@ -148,10 +148,12 @@ class ReuseEngine:
         params: object = None,
         threshold: float | None = None,
         reuse: bool = True,
+        question: str | None = None,
     ) -> ReuseDecision:
-        """What could be reused for `prompt`, clause by clause, without generating."""
+        """What could be reused for `prompt`, clause by clause, without generating.
+        `question`: the question inside a templated prompt (see `ReuseRequest.question`)."""
         check_threshold(threshold, "threshold")
-        request = self._request(prompt, namespace, model, params)
+        request = self._request(prompt, namespace, model, params, question)
         return await self._analyzer.analyze(request, threshold, reuse)
 
     async def lookup(
@@ -163,11 +165,12 @@ class ReuseEngine:
         params: object = None,
         threshold: float | None = None,
         reuse: bool = True,
+        question: str | None = None,
     ) -> ReuseHit | None:
         """A complete reusable answer (exact, semantic or composed), or None."""
         decision = await self.analyze(
             prompt, namespace=namespace, model=model, params=params, threshold=threshold,
-            reuse=reuse,
+            reuse=reuse, question=question,
         )  # fmt: skip
         if decision.answer is None:
             return None
@@ -190,13 +193,15 @@ class ReuseEngine:
         threshold: float | None = None,
         reuse: bool = True,
         request_id: str | None = None,
+        question: str | None = None,
     ) -> ReuseStream:
         """Reuse what can be reused, generate the rest; iterate for text deltas, then
-        read `.result`."""
+        read `.result`. `question`: the question inside a templated prompt (retrieved
+        context around it must then be equal; see `ReuseRequest.question`)."""
         check_threshold(threshold, "threshold")
         if not isinstance(backend, Backend):
             raise TypeError("backend must have an async stream(request) method (a Backend)")
-        request = self._request(prompt, namespace, model, params)
+        request = self._request(prompt, namespace, model, params, question)
         rid = request_id or uuid.uuid4().hex[:16]
         return ReuseStream(self._run(request, backend, threshold, reuse, rid))
 
@@ -298,14 +303,17 @@ class ReuseEngine:
     # -- the flow ------------------------------------------------------------------------
 
     def _request(
-        self, prompt: PromptInput, namespace: str, model: str | None, params: object
-    ) -> ReuseRequest:
+        self, prompt: PromptInput, namespace: str, model: str | None, params: object,
+        question: str | None = None,
+    ) -> ReuseRequest:  # fmt: skip
         if isinstance(prompt, str):
             if not prompt.strip():
                 raise ValueError("prompt must not be empty")
-            return ReuseRequest(prompt, namespace=namespace, model=model, params=params)
+            return ReuseRequest(prompt, namespace=namespace, model=model, params=params,
+                                question=question)  # fmt: skip
         if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes, bytearray)):
-            return ReuseRequest(messages=prompt, namespace=namespace, model=model, params=params)
+            return ReuseRequest(messages=prompt, namespace=namespace, model=model, params=params,
+                                question=question)  # fmt: skip
         raise TypeError(f"prompt must be a str or a list of messages, got {type(prompt).__name__}")
 
     async def _run(

@@ -166,6 +166,10 @@ class ReuseRequest:
     namespace: str = DEFAULT_NAMESPACE
     model: str | None = None
     params: object = None
+    question: str | None = None
+    """The question inside a templated prompt (the last user message, or the prompt): only it
+    is compared by meaning, and the text around it (retrieved context, instructions) must be
+    equal for an answer to transfer. None: the whole message is the question."""
     _canonical_messages: tuple[dict[str, JSONValue], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
@@ -196,12 +200,29 @@ class ReuseRequest:
         if self.model is not None and not isinstance(self.model, str):
             raise TypeError(f"model must be a str or None, got {type(self.model).__name__}")
         object.__setattr__(self, "_params", answer_shaping_params(self.params))
+        if self.question is not None:
+            if not isinstance(self.question, str) or not self.question.strip():
+                raise ValueError("question must be a non-empty str or None")
+            if self.prompt_token_ids is not None:
+                raise ValueError("question needs a text or chat prompt, not token ids")
+            if _normal(self.question) not in self._full_text():
+                raise ValueError("question must occur in the prompt (its last user message)")
 
     def with_text(self, text: str) -> ReuseRequest:
         """The same request asking `text` instead (a clause of a compound question).
 
         A chat keeps its context: `text` replaces the last user message.
         """
+        if self.question is not None:  # the clause takes the question's place in the template
+            framed = self._full_text().replace(_normal(self.question), text.strip(), 1)
+            if self.messages is None:
+                return ReuseRequest(framed, namespace=self.namespace, model=self.model,
+                                    params=self.params, question=text)  # fmt: skip
+            messages = [dict(m) for m in self.messages]
+            last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+            messages[last_user] = {"role": "user", "content": framed}
+            return ReuseRequest(messages=messages, namespace=self.namespace, model=self.model,
+                                params=self.params, question=text)  # fmt: skip
         if self.messages is None:
             return ReuseRequest(
                 text, namespace=self.namespace, model=self.model, params=self.params
@@ -215,6 +236,15 @@ class ReuseRequest:
             messages=messages, namespace=self.namespace, model=self.model, params=self.params
         )
 
+    def _full_text(self) -> str:
+        """The prompt, or the last user message's text, normalised (before `question`)."""
+        if self.prompt is not None:
+            return _normal(self.prompt)
+        for message in reversed(self._canonical_messages):
+            if message.get("role") == "user":
+                return _normal(_message_text(message.get("content")))
+        return ""
+
     @property
     def answer_params(self) -> dict[str, JSONValue]:
         """The canonical answer-shaping parameters."""
@@ -222,7 +252,10 @@ class ReuseRequest:
 
     @cached_property
     def semantic_text(self) -> str:
-        """The text compared by meaning: the prompt, or the last user message of a chat."""
+        """The text compared by meaning: the question, else the prompt or the last user
+        message of a chat."""
+        if self.question is not None:
+            return _normal(self.question)
         if self.prompt is not None:
             return unicodedata.normalize("NFC", self.prompt).strip()
         for message in reversed(self._canonical_messages):
@@ -243,7 +276,7 @@ class ReuseRequest:
                 *self._canonical_messages[:last_user],
                 *self._canonical_messages[last_user + 1 :],
             ]
-        return {
+        scope: dict[str, JSONValue] = {
             "v": KEY_VERSION,
             "namespace": self.namespace,
             "model": self.model,
@@ -251,6 +284,9 @@ class ReuseRequest:
             "context": context,
             "tokens": self.prompt_token_ids is not None,
         }
+        if self.question is not None:  # the template and its context around the question
+            scope["framing"] = self._full_text().replace(_normal(self.question), "\x00", 1)
+        return scope
 
     @cached_property
     def hash_id(self) -> str:
@@ -268,6 +304,10 @@ class ReuseRequest:
     def fingerprint(self) -> str:
         """The validity scope of a semantic match: namespace, model, params, conversation."""
         return _digest(self._context())
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def _digest(document: JSONValue) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from semantic_reuse.backend import PromptInput
 from semantic_reuse.clients.loop import HomeLoop
+from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.outcome import ReuseInfo
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
 from semantic_reuse.semantic.search import check_threshold
@@ -117,9 +118,13 @@ class ReuseClient(abc.ABC):
     @abc.abstractmethod
     def _stream(
         self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
-        threshold: float | None,
+        threshold: float | None, question: str | None,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         """Text deltas, then one `Completion`; runs on the home loop."""
+
+    @abc.abstractmethod
+    async def reuse_engine(self) -> ReuseEngine:
+        """The `ReuseEngine` that decides for this client (home loop)."""
 
     @abc.abstractmethod
     async def _aclose(self) -> None:
@@ -141,9 +146,11 @@ class ReuseClient(abc.ABC):
         namespace: str = DEFAULT_NAMESPACE,
         reuse: bool = True,
         threshold: float | None = None,
+        question: str | None = None,
     ) -> AsyncIterator[str | Completion]:
-        """Text deltas, then one `Completion` (from any event loop)."""
-        source = self._checked(prompt, params, namespace, reuse, threshold)
+        """Text deltas, then one `Completion` (from any event loop). `question`: the question
+        inside a templated prompt, the only part compared by meaning."""
+        source = self._checked(prompt, params, namespace, reuse, threshold, question)
         return self.home().iterate(source)
 
     def stream_sync(
@@ -154,9 +161,10 @@ class ReuseClient(abc.ABC):
         namespace: str = DEFAULT_NAMESPACE,
         reuse: bool = True,
         threshold: float | None = None,
+        question: str | None = None,
     ) -> Iterator[str | Completion]:
         """`astream` for sync code."""
-        source = self._checked(prompt, params, namespace, reuse, threshold)
+        source = self._checked(prompt, params, namespace, reuse, threshold, question)
         return self.home().iterate_sync(source)
 
     async def acomplete(self, prompt: PromptInput, params: GenerationParams | None = None,
@@ -168,6 +176,16 @@ class ReuseClient(abc.ABC):
                       **kwargs: Any) -> Completion:  # fmt: skip
         """`acomplete` for sync code."""
         return self.home().run_sync(_last(self._checked(prompt, params, **_options(kwargs))))
+
+    async def aclear_namespace(self, namespace: str) -> None:
+        """Forget every answer of one tenant (its documents changed, it left)."""
+        namespace = validate_namespace(namespace)
+        await self.home().run(_clear(self, namespace))
+
+    def clear_namespace(self, namespace: str) -> None:
+        """`aclear_namespace` for sync code."""
+        namespace = validate_namespace(namespace)
+        self.home().run_sync(_clear(self, namespace))
 
     async def acontext_window(self) -> int | None:
         return await self.home().run(self.context_window())
@@ -187,6 +205,7 @@ class ReuseClient(abc.ABC):
     def _checked(
         self, prompt: PromptInput, params: GenerationParams | None,
         namespace: str = DEFAULT_NAMESPACE, reuse: bool = True, threshold: float | None = None,
+        question: str | None = None,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         if params is not None and not isinstance(params, GenerationParams):
             raise TypeError(f"params must be GenerationParams, got {type(params).__name__}")
@@ -197,15 +216,21 @@ class ReuseClient(abc.ABC):
             raise TypeError("prompt must be a non-empty str or a non-empty list of messages")
         check_threshold(threshold, "threshold")
         namespace = validate_namespace(namespace)
+        if question is not None and (not isinstance(question, str) or not question.strip()):
+            raise ValueError("question must be a non-empty str or None")
         return self._stream(prompt, params or GenerationParams(), namespace=namespace,
-                            reuse=bool(reuse), threshold=threshold)  # fmt: skip
+                            reuse=bool(reuse), threshold=threshold, question=question)  # fmt: skip
 
 
 def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(kwargs) - {"namespace", "reuse", "threshold"}
+    unknown = set(kwargs) - {"namespace", "reuse", "threshold", "question"}
     if unknown:
         raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
     return kwargs
+
+
+async def _clear(client: ReuseClient, namespace: str) -> None:
+    await (await client.reuse_engine()).clear(namespace)
 
 
 async def _last(source: AsyncIterator[str | Completion]) -> Completion:

@@ -18,6 +18,7 @@ from semantic_reuse.backend import PromptInput
 from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClient
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.outcome import ReuseInfo, ReuseKind
 from semantic_reuse.vllm.model import DEFAULT_MAX_MODEL_LEN
 
@@ -91,6 +92,9 @@ class VLLMClient(ReuseClient):
                 )
         return self._llm
 
+    async def reuse_engine(self) -> ReuseEngine:
+        return (await self.engine()).reuse_engine
+
     async def context_window(self) -> int | None:
         llm = await self.engine()
         return int(llm.model_config.max_model_len)
@@ -104,7 +108,7 @@ class VLLMClient(ReuseClient):
 
     async def _stream(
         self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
-        threshold: float | None,
+        threshold: float | None, question: str | None,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
@@ -120,12 +124,13 @@ class VLLMClient(ReuseClient):
             output_kind=RequestOutputKind.DELTA,
         )
         request_id = f"sr-{uuid.uuid4().hex[:16]}"
+        options: dict[str, Any] = {
+            "namespace": namespace, "reuse": reuse, "threshold": threshold, "question": question,
+        }  # fmt: skip
         if isinstance(prompt, str):
-            outputs = llm.generate(prompt, sampling, request_id, namespace=namespace,
-                                   reuse=reuse, threshold=threshold)  # fmt: skip
+            outputs = llm.generate(prompt, sampling, request_id, **options)
         else:
-            outputs = llm.generate_chat(list(prompt), sampling, request_id, namespace=namespace,
-                                        reuse=reuse, threshold=threshold)  # fmt: skip
+            outputs = llm.generate_chat(list(prompt), sampling, request_id, **options)
         text, completion_tokens, prompt_tokens = "", 0, 0
         info: ReuseInfo | None = None
         finish: str | None = None

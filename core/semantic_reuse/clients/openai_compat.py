@@ -83,6 +83,9 @@ class OpenAICompatibleClient(ReuseClient):
             )  # fmt: skip
         return self._sdk
 
+    async def reuse_engine(self) -> ReuseEngine:
+        return self.engine
+
     async def context_window(self) -> int | None:
         """`max_model_len` from the endpoint's model list (vLLM reports it), else None."""
         if self._context_window is None:
@@ -99,7 +102,7 @@ class OpenAICompatibleClient(ReuseClient):
 
     async def _stream(
         self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
-        threshold: float | None,
+        threshold: float | None, question: str | None,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         if self._context_window is None:
             with contextlib.suppress(Exception):  # an endpoint without a model list still answers
@@ -107,7 +110,7 @@ class OpenAICompatibleClient(ReuseClient):
         backend = _OpenAIBackend(self._openai(), self._model, params)
         stream = self.engine.stream(
             prompt, backend, namespace=namespace, model=f"openai:{self.base_url}/{self._model}",
-            params=params.as_dict(), threshold=threshold, reuse=reuse,
+            params=params.as_dict(), threshold=threshold, reuse=reuse, question=question,
         )  # fmt: skip
         async for delta in stream:
             yield delta

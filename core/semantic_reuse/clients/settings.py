@@ -21,7 +21,7 @@ from semantic_reuse.vllm.model import MODEL_NAME
 API_KEY_ENV = "SEMANTIC_REUSE_API_KEY"
 
 #: Per-call keywords (`invoke(..., namespace=...)`, `.bind(...)`) besides sampling parameters.
-REUSE_KEYWORDS = ("namespace", "reuse", "threshold")
+REUSE_KEYWORDS = ("namespace", "reuse", "threshold", "question")
 _SAMPLING_KEYWORDS = ("max_tokens", "temperature", "top_p", "seed")
 
 
@@ -112,7 +112,7 @@ class ReuseModelSettings(BaseModel):
 
     def call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Namespace, reuse and threshold for one call (the model's unless the call says)."""
-        options = {k: kwargs.get(k, getattr(self, k)) for k in REUSE_KEYWORDS}
+        options = {k: kwargs.get(k, getattr(self, k, None)) for k in REUSE_KEYWORDS}
         unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
         if unknown:
             raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from typing import Any, Self
 
@@ -122,16 +123,20 @@ class EnhancedAsyncLLM(AsyncLLM):
         namespace: str = DEFAULT_NAMESPACE,
         reuse: bool = True,
         threshold: float | None = None,
+        question: str | None = None,
         reuse_request: ReuseRequest | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
         """`AsyncLLM.generate` with reuse. Extra keywords: `namespace` (tenant), `reuse`
         (False: no semantic reuse for this call; an exact hit still counts), `threshold`
-        (this call's similarity threshold in [0, 1]; None: the configured one)."""
+        (this call's similarity threshold in [0, 1]; None: the configured one), `question`
+        (the question inside a templated prompt: only it is compared by meaning)."""
         check_threshold(threshold, "threshold")
         request = reuse_request or self._generate_hash_id(
             prompt, sampling_params, kwargs.get("lora_request"), namespace
         )
+        if request is not None and question is not None and reuse_request is None:
+            request = dataclasses.replace(request, question=question)
         if request is None or not self._reuse_enabled():
             plain = super().generate(prompt, sampling_params, request_id, **kwargs)
             async with contextlib.aclosing(plain):
@@ -177,16 +182,19 @@ class EnhancedAsyncLLM(AsyncLLM):
         namespace: str = DEFAULT_NAMESPACE,
         reuse: bool = True,
         threshold: float | None = None,
+        question: str | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
         """Chat messages through the model's chat template. Reuse goes by the last user
-        turn; the system prompt and earlier turns are the conversation's fingerprint, so
-        an answer is never replayed into another conversation."""
+        turn (or by `question` inside it: the rest of the turn, such as retrieved context,
+        must then be equal); the system prompt and earlier turns are the conversation's
+        fingerprint, so an answer is never replayed into another conversation."""
         request = ReuseRequest(
             messages=messages,
             namespace=namespace,
             model=str(self.model_config.model),
             params=self._reuse_params(sampling_params, kwargs.get("lora_request")),
+            question=question,
         )
         prompt = render_chat(self, [dict(m) for m in messages])
         outputs = self.generate(

@@ -28,11 +28,14 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
+from llama_index.core.prompts import BasePromptTemplate
 
 from semantic_reuse import Completion, PromptInput, ReuseModelSettings
 
 #: When neither the setting nor the backend says (an endpoint without a model list).
 FALLBACK_CONTEXT_WINDOW = 4096
+#: `ChatMessage.additional_kwargs` key: the question inside a templated user message.
+QUESTION_KEY = "reuse_question"
 
 
 class SemanticReuseLLM(ReuseModelSettings, LLM):
@@ -58,21 +61,39 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
             model_name=self.resolved_model_name(),
         )
 
+    def _get_messages(self, prompt: BasePromptTemplate, **prompt_args: Any) -> list[ChatMessage]:
+        """LlamaIndex's templated messages, the question marked in the last user message.
+
+        Query engines put retrieved text and the question into one message. Compared whole,
+        two different questions over the same text look alike; so only `query_str` is
+        compared by meaning, and the text around it must be equal (`ReuseRequest.question`).
+        """
+        messages = super()._get_messages(prompt, **prompt_args)
+        # Response synthesizers bind the question early (`partial_format(query_str=...)`).
+        query = prompt_args.get("query_str", getattr(prompt, "kwargs", {}).get("query_str"))
+        if isinstance(query, str) and query.strip():
+            for message in reversed(messages):
+                if message.role == MessageRole.USER:
+                    if query.strip() in (message.content or ""):
+                        message.additional_kwargs[QUESTION_KEY] = query.strip()
+                    break
+        return messages
+
     # -- chat ------------------------------------------------------------------------------
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prompt, params, options = self._call(to_chat(messages), kwargs)
+        prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         return _chat_response(self.reuse_client().complete_sync(prompt, params, **options))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prompt, params, options = self._call(to_chat(messages), kwargs)
+        prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         return _chat_response(await self.reuse_client().acomplete(prompt, params, **options))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        prompt, params, options = self._call(to_chat(messages), kwargs)
+        prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         items = self.reuse_client().stream_sync(prompt, params, **options)
 
         def gen() -> ChatResponseGen:
@@ -87,7 +108,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        prompt, params, options = self._call(to_chat(messages), kwargs)
+        prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         items = self.reuse_client().astream(prompt, params, **options)
 
         async def gen() -> ChatResponseAsyncGen:
@@ -157,9 +178,13 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         return messages
 
-    def _call(self, prompt: PromptInput, kwargs: dict[str, Any]) -> tuple[PromptInput, Any, Any]:
+    def _call(
+        self, prompt: PromptInput, kwargs: dict[str, Any], question: str | None = None
+    ) -> tuple[PromptInput, Any, Any]:
         kwargs = {k: v for k, v in kwargs.items() if k != "formatted"}
-        return prompt, self.sampling(kwargs.pop("stop", None), **kwargs), self.call_options(kwargs)
+        options = self.call_options(kwargs)
+        options["question"] = options.get("question") or question
+        return prompt, self.sampling(kwargs.pop("stop", None), **kwargs), options
 
 
 def to_chat(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
@@ -171,6 +196,14 @@ def to_chat(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         role = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
         chat.append({"role": role, "content": message.content or ""})
     return chat
+
+
+def _question(messages: Sequence[ChatMessage]) -> str | None:
+    for message in reversed(messages):
+        if message.role == MessageRole.USER:
+            value = message.additional_kwargs.get(QUESTION_KEY)
+            return value if isinstance(value, str) and value else None
+    return None
 
 
 def _extra(completion: Completion) -> dict[str, Any]:
