@@ -134,3 +134,19 @@ async def test_bad_input_at_the_edge() -> None:
         await manager.get("k", namespace="bad namespace")
     with pytest.raises(TypeError, match="answer"):
         await manager.set("k", "not an answer", namespace="n")  # type: ignore[arg-type]
+
+
+async def test_a_burst_of_writes_larger_than_the_pool_loses_nothing(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """More background writes than Redis connections wait for one instead of failing."""
+    redis = RedisTier(redis_url, prefix=redis_prefix, max_connections=4)
+    burst = MultiLevelCacheManager(MemoryTier(), redis)
+    for i in range(200):
+        burst.set_nowait(f"k{i}", CachedAnswer(f"answer {i}"), namespace="burst")
+    await burst.flush()
+    answers = await asyncio.gather(*(redis.get("burst", f"k{i}") for i in range(200)))
+    assert [a.text if a else None for a in answers] == [f"answer {i}" for i in range(200)]
+    assert burst.stats()["counters"]["stores_total"]["outcome=ok,tier=redis"] == 200.0
+    await burst.clear("burst")
+    await burst.aclose()

@@ -59,20 +59,24 @@ class RedisTier:
         if ttl_s is not None and ttl_s <= 0:
             raise ValueError("ttl_s must be > 0 or None")
         if client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
             # One immediate retry replaces a pooled connection that a Redis restart broke;
-            # anything slower is the breaker's job, not a per-request wait.
-            client = Redis.from_url(
+            # anything slower is the breaker's job, not a per-request wait. A blocking pool:
+            # more concurrent calls than connections wait (up to the timeout) for one,
+            # instead of failing with MaxConnectionsError (a burst of background writes).
+            pool = BlockingConnectionPool.from_url(
                 url,
                 socket_timeout=timeout_s,
                 socket_connect_timeout=timeout_s,
                 retry=Retry(NoBackoff(), 1),
                 max_connections=max_connections,
+                timeout=timeout_s,
                 decode_responses=False,
             )
+            client = Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         self.url = url
         self.prefix = prefix
         self.ttl_s = ttl_s
