@@ -214,3 +214,18 @@ def test_bad_settings_are_refused_naming_the_argument() -> None:
         ChatSemanticReuse(client=object())
     with pytest.raises(TypeError, match="unexpected arguments: colour"):
         ChatSemanticReuse(client=None).call_options({"colour": "red"})
+
+
+async def test_question_inside_a_retrieval_prompt(chat: ChatSemanticReuse) -> None:
+    """A context and a question in one human message: passing the question per call
+    compares only it, so another question over the same context is not reused."""
+    context = "Acme ships orders within two business days from its warehouse in Lyon."
+
+    async def ask(question: str) -> str:
+        prompt = f"Context: {context}\nAnswer the question from the context.\nQuestion: {question}"
+        reply = await chat.ainvoke(prompt, question=question)
+        return str(reply.response_metadata["reuse"]["kind"])
+
+    assert await ask("How long does Acme take to ship?") == "miss"
+    assert await ask("Where does Acme ship from?") == "miss"
+    assert await ask("How long does it take Acme to ship?") == "semantic"
