@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -114,3 +116,36 @@ def test_loop_and_runner_are_exclusive() -> None:
     with pytest.raises(ValueError, match="either loop or runner"):
         HomeLoop(loop, runner=SyncRunner())
     loop.close()
+
+
+def test_many_threads_share_an_idle_home_loop() -> None:
+    """LangChain's sync batch calls from a thread pool while no one runs the home loop:
+    the callers take turns driving it, and none waits on a loop that stopped."""
+    loop = asyncio.new_event_loop()
+    try:
+        home = HomeLoop(loop)
+
+        async def work(i: int) -> int:
+            await asyncio.sleep(0.001)
+            return i
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: home.run_sync(work(i)), range(200)))
+            streams = list(pool.map(lambda _: list(home.iterate_sync(Source(3)())), range(16)))
+        assert results == list(range(200))
+        assert streams == [["0:r1", "1:r1", "2:r1"]] * 16
+
+        # A long call arriving while a short one drives the loop: it must not be handed to
+        # a loop that stops when the short one returns.
+        async def slow(seconds: float) -> float:
+            await asyncio.sleep(seconds)
+            return seconds
+
+        with ThreadPoolExecutor(2) as pool:
+            short = pool.submit(home.run_sync, slow(0.1))
+            time.sleep(0.03)
+            long = pool.submit(home.run_sync, slow(0.3))
+            assert short.result(timeout=5) == 0.1
+            assert long.result(timeout=5) == 0.3
+    finally:
+        loop.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -37,6 +38,9 @@ class HomeLoop:
         self._loop = loop
         self._runner = runner if runner is not None or loop is not None else SyncRunner()
         self._owns_runner = runner is None and loop is None
+        # Held while a sync caller drives the idle home loop: one driver at a time, and no
+        # one hands work to a loop that only runs until its driver's call returns.
+        self._driving = threading.Lock()
 
     @classmethod
     def private(cls) -> HomeLoop:
@@ -76,12 +80,15 @@ class HomeLoop:
                 "a sync method was called on the event loop its engine lives on, where it "
                 "would wait for itself: use the async method (ainvoke, acomplete, ...)"
             )
-        if home.is_running():
-            return asyncio.run_coroutine_threadsafe(coro, home).result()
-        if current is None and not home.is_closed():
-            return home.run_until_complete(coro)
-        coro.close()
-        raise RuntimeError("the event loop this model's engine lives on is closed or busy")
+        with self._driving:
+            if home.is_running():  # run by its owner (drivers hold the lock): hand it over
+                future = asyncio.run_coroutine_threadsafe(coro, home)
+            elif current is None and not home.is_closed():
+                return home.run_until_complete(coro)
+            else:
+                coro.close()
+                raise RuntimeError("the event loop this model's engine lives on is closed or busy")
+        return future.result()
 
     async def iterate(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
         """`source`'s items, `source` itself run by one task on the home loop."""
