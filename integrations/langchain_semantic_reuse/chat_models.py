@@ -12,7 +12,7 @@ what was reused (`ReuseInfo.to_dict()`); `usage_metadata` counts the answer's to
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
@@ -47,19 +47,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = self.sampling(stop, **kwargs)
-        ls = LangSmithParams(
-            ls_provider=PROVIDER,
-            ls_model_name=self.resolved_model_name(kwargs.get("model")),
-            ls_model_type="chat",
-        )
-        if params.temperature is not None:
-            ls["ls_temperature"] = params.temperature
-        if params.max_tokens is not None:
-            ls["ls_max_tokens"] = params.max_tokens
-        if params.stop:
-            ls["ls_stop"] = list(params.stop)
-        return ls
+        return ls_params(self, "chat", stop, kwargs)
 
     # -- one call ------------------------------------------------------------------------
 
@@ -118,6 +106,26 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
             if run_manager is not None and isinstance(item, str):
                 await run_manager.on_llm_new_token(item, chunk=chunk)
             yield chunk
+
+
+def ls_params(
+    model: ReuseModelSettings, model_type: Literal["chat", "llm"], stop: list[str] | None,
+    kwargs: dict[str, Any],
+) -> LangSmithParams:  # fmt: skip
+    """The tracing parameters of one call (the call's model, sampling and stop words win)."""
+    params = model.sampling(stop, **kwargs)
+    ls = LangSmithParams(
+        ls_provider=PROVIDER,
+        ls_model_name=model.resolved_model_name(kwargs.get("model")),
+        ls_model_type=model_type,
+    )
+    if params.temperature is not None:
+        ls["ls_temperature"] = params.temperature
+    if params.max_tokens is not None:
+        ls["ls_max_tokens"] = params.max_tokens
+    if params.stop:
+        ls["ls_stop"] = list(params.stop)
+    return ls
 
 
 def usage_metadata(completion: Completion) -> UsageMetadata:

@@ -14,7 +14,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import LLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from langchain_semantic_reuse.chat_models import PROVIDER, response_metadata
+from langchain_semantic_reuse.chat_models import ls_params, response_metadata
 from semantic_reuse import Completion, PromptInput, ReuseModelSettings
 
 
@@ -39,19 +39,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = self.sampling(stop, **kwargs)
-        ls = LangSmithParams(
-            ls_provider=PROVIDER,
-            ls_model_name=self.resolved_model_name(kwargs.get("model")),
-            ls_model_type="llm",
-        )
-        if params.temperature is not None:
-            ls["ls_temperature"] = params.temperature
-        if params.max_tokens is not None:
-            ls["ls_max_tokens"] = params.max_tokens
-        if params.stop:
-            ls["ls_stop"] = list(params.stop)
-        return ls
+        return ls_params(self, "llm", stop, kwargs)
 
     def _prompt(self, prompt: str) -> PromptInput:
         if not isinstance(prompt, str):

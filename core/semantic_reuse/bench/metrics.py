@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from semantic_reuse.semantic.calibrate import LabelledPair, SweepPoint
+from semantic_reuse.semantic.calibrate import LabelledPair, SweepPoint, score_choices
 
 
 def answer_naming(pair_index: int) -> str:
@@ -42,20 +42,11 @@ def score_answers(
     if len(answers) != len(pairs):
         raise ValueError(f"need one answer per pair: {len(answers)} for {len(pairs)} pairs")
     owners = cache_owners(pairs)
-    hits = correct = 0
-    for pair, answer in zip(pairs, answers, strict=True):
-        if answer is None:
-            continue
-        hits += 1
-        if pair.label == 1 and answer == answer_naming(owners[pair.q1]):
-            correct += 1
-    return SweepPoint(
-        threshold=threshold,
-        margin=margin,
-        queries=len(pairs),
-        positives=sum(1 for p in pairs if p.label == 1),
-        hits=hits,
-        correct=correct,
+    entry_of = {answer_naming(entry): entry for entry in set(owners.values())}
+    # A served answer names the entry it came from; one naming no entry is a wrong hit (-1).
+    choices = [None if answer is None else entry_of.get(answer, -1) for answer in answers]
+    return score_choices(
+        pairs, [owners[p.q1] for p in pairs], choices, threshold=threshold, margin=margin
     )
 
 

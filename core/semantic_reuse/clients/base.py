@@ -187,12 +187,6 @@ class ReuseClient(abc.ABC):
         namespace = validate_namespace(namespace)
         self.home().run_sync(_clear(self, namespace))
 
-    async def acontext_window(self) -> int | None:
-        return await self.home().run(self.context_window())
-
-    def context_window_sync(self) -> int | None:
-        return self.home().run_sync(self.context_window())
-
     async def aclose(self) -> None:
         """Release the engine or connection this client owns, then its loop thread."""
         await self.home().run(self._aclose())

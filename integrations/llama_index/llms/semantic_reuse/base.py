@@ -12,8 +12,8 @@ response.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -31,6 +31,8 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.prompts import BasePromptTemplate
 
 from semantic_reuse import Completion, PromptInput, ReuseModelSettings
+
+R = TypeVar("R")
 
 #: When neither the setting nor the backend says (an endpoint without a model list).
 FALLBACK_CONTEXT_WINDOW = 4096
@@ -95,14 +97,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         items = self.reuse_client().stream_sync(prompt, params, **options)
-
-        def gen() -> ChatResponseGen:
-            text = ""
-            for item in items:
-                text, response = _chat_step(text, item)
-                yield response
-
-        return gen()
+        return _responses(items, _chat_step)
 
     @llm_chat_callback()
     async def astream_chat(
@@ -110,14 +105,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     ) -> ChatResponseAsyncGen:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         items = self.reuse_client().astream(prompt, params, **options)
-
-        async def gen() -> ChatResponseAsyncGen:
-            text = ""
-            async for item in items:
-                text, response = _chat_step(text, item)
-                yield response
-
-        return gen()
+        return _aresponses(items, _chat_step)
 
     # -- completion: the prompt as one user message -------------------------------------------
 
@@ -140,14 +128,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     ) -> CompletionResponseGen:
         chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
         items = self.reuse_client().stream_sync(chat, params, **options)
-
-        def gen() -> CompletionResponseGen:
-            text = ""
-            for item in items:
-                text, response = _completion_step(text, item)
-                yield response
-
-        return gen()
+        return _responses(items, _completion_step)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -157,14 +138,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         items: AsyncIterator[str | Completion] = self.reuse_client().astream(
             chat, params, **options
         )
-
-        async def gen() -> CompletionResponseAsyncGen:
-            text = ""
-            async for item in items:
-                text, response = _completion_step(text, item)
-                yield response
-
-        return gen()
+        return _aresponses(items, _completion_step)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -225,6 +199,27 @@ def _chat_response(completion: Completion) -> ChatResponse:
 def _completion_response(completion: Completion) -> CompletionResponse:
     extra = _extra(completion)
     return CompletionResponse(text=completion.text, raw=extra, additional_kwargs=extra)
+
+
+def _responses(
+    items: Iterator[str | Completion], step: Callable[[str, str | Completion], tuple[str, R]]
+) -> Generator[R, None, None]:
+    """LlamaIndex stream responses (each with the text so far) from a client's items."""
+    text = ""
+    for item in items:
+        text, response = step(text, item)
+        yield response
+
+
+async def _aresponses(
+    items: AsyncIterator[str | Completion],
+    step: Callable[[str, str | Completion], tuple[str, R]],
+) -> AsyncGenerator[R, None]:
+    """`_responses` for async streams."""
+    text = ""
+    async for item in items:
+        text, response = step(text, item)
+        yield response
 
 
 def _chat_step(text: str, item: str | Completion) -> tuple[str, ChatResponse]:
