@@ -31,6 +31,10 @@ JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, 
 
 KEY_VERSION = 1
 DEFAULT_NAMESPACE = "default"
+#: A text longer than this is context followed by a question: only its trailing question
+#: (last paragraph, line or sentence) is compared by meaning; the rest joins the fingerprint.
+QUESTION_MAX_CHARS = 500
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 # Sampling fields that never change which answer is right for a prompt: how the
@@ -169,7 +173,9 @@ class ReuseRequest:
     question: str | None = None
     """The question inside a templated prompt (the last user message, or the prompt): only it
     is compared by meaning, and the text around it (retrieved context, instructions) must be
-    equal for an answer to transfer. None: the whole message is the question."""
+    equal for an answer to transfer. None: the whole message is the question, unless it is
+    longer than `QUESTION_MAX_CHARS`: then its trailing question (`trailing_question`) is, so
+    that a long shared context never makes different questions look alike."""
     _canonical_messages: tuple[dict[str, JSONValue], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
@@ -207,6 +213,10 @@ class ReuseRequest:
                 raise ValueError("question needs a text or chat prompt, not token ids")
             if _normal(self.question) not in self._full_text():
                 raise ValueError("question must occur in the prompt (its last user message)")
+        elif self.prompt_token_ids is None:
+            tail = trailing_question(self._full_text())
+            if tail is not None:
+                object.__setattr__(self, "question", tail)
 
     def with_text(self, text: str) -> ReuseRequest:
         """The same request asking `text` instead (a clause of a compound question).
@@ -214,7 +224,7 @@ class ReuseRequest:
         A chat keeps its context: `text` replaces the last user message.
         """
         if self.question is not None:  # the clause takes the question's place in the template
-            framed = self._full_text().replace(_normal(self.question), text.strip(), 1)
+            framed = _replace_last(self._full_text(), _normal(self.question), text.strip())
             if self.messages is None:
                 return ReuseRequest(framed, namespace=self.namespace, model=self.model,
                                     params=self.params, question=text)  # fmt: skip
@@ -285,7 +295,7 @@ class ReuseRequest:
             "tokens": self.prompt_token_ids is not None,
         }
         if self.question is not None:  # the template and its context around the question
-            scope["framing"] = self._full_text().replace(_normal(self.question), "\x00", 1)
+            scope["framing"] = _replace_last(self._full_text(), _normal(self.question), "\x00")
         return scope
 
     @cached_property
@@ -304,6 +314,30 @@ class ReuseRequest:
     def fingerprint(self) -> str:
         """The validity scope of a semantic match: namespace, model, params, conversation."""
         return _digest(self._context())
+
+
+def trailing_question(text: str) -> str | None:
+    """The question at the end of a long text (its last paragraph, else line, else sentence,
+    the first that is at most `QUESTION_MAX_CHARS`), or None when `text` is short or has no
+    such tail (it is then compared whole, if it fits the embedder's window)."""
+    text = text.strip()
+    if len(text) <= QUESTION_MAX_CHARS:
+        return None
+    tail = text
+    for separator in (re.compile(r"\n\s*\n"), re.compile(r"\n"), _SENTENCE_END):
+        pieces = [p.strip() for p in separator.split(tail) if p.strip()]
+        if pieces:
+            tail = pieces[-1]
+        if len(tail) <= QUESTION_MAX_CHARS:
+            break
+    if tail == text or len(tail) > QUESTION_MAX_CHARS:
+        return None
+    return tail
+
+
+def _replace_last(text: str, old: str, new: str) -> str:
+    head, found, rest = text.rpartition(old)
+    return head + new + rest if found else text
 
 
 def _normal(text: str) -> str:

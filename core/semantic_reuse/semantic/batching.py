@@ -21,6 +21,7 @@ from semantic_reuse.semantic.embedder import (
     FloatMatrix,
     FloatVector,
     check_texts,
+    fits_window,
     normalised,
 )
 
@@ -128,6 +129,10 @@ class MicroBatchingEmbedder:
         if self._dim is None:
             self._dim = self._inner.dim
         return self._dim
+
+    def fits(self, text: str) -> bool:
+        """Whether the inner embedder sees all of `text` (see `fits_window`)."""
+        return fits_window(self._inner, text)
 
     @property
     def closed(self) -> bool:

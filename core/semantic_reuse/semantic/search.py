@@ -11,14 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from semantic_reuse.answer import AnswerDecodeError, CachedAnswer
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.options import check_threshold
 from semantic_reuse.semantic.decision import Candidate, MatchDecision, ReusePolicy
+from semantic_reuse.semantic.embedder import fits_window
 from semantic_reuse.semantic.store import ScopeFilter, VectorMatch, VectorPoint, VectorStore
 
 FloatVector = npt.NDArray[np.float32]
@@ -67,13 +69,13 @@ class SimilaritySearchResult:
         return None if index is None else self.candidates[index]
 
 
-def check_threshold(value: float | None, name: str) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+#: Why a text was not searched: the embedder would not see all of it (see `fits`).
+TOO_LONG: Final = "too_long"
+
+
+def exact_only_fingerprint(id: str) -> str:
+    """The fingerprint of a record that no search may match (its text did not fit)."""
+    return f"exact-only:{id}"
 
 
 class SimilaritySearchHelper:
@@ -96,6 +98,10 @@ class SimilaritySearchHelper:
         self.policy = policy
         self.candidate_threshold = candidate_threshold
         self.metrics = metrics or Metrics()
+
+    def fits(self, text: str) -> bool:
+        """Whether the embedder sees all of `text`: a truncated text is never compared."""
+        return fits_window(self.embedder, text)
 
     async def embed(self, texts: Sequence[str]) -> list[FloatVector]:
         start = time.perf_counter()
@@ -125,10 +131,26 @@ class SimilaritySearchHelper:
         vectors: Sequence[FloatVector] | None = None,
     ) -> list[SimilaritySearchResult]:
         """`search_similar_questions_with_reuse_check` for several prompts: one embedding
-        batch, one vector-store round trip."""
+        batch, one vector-store round trip. A prompt the embedder would truncate is not
+        searched (decision reason ``too_long``)."""
         check_threshold(similarity_threshold, "similarity_threshold")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+        if vectors is None:
+            fitting = [i for i, prompt in enumerate(prompts) if self.fits(prompt)]
+            if len(fitting) < len(prompts):
+                searched = iter(
+                    await self.search_many(
+                        [prompts[i] for i in fitting], top_k, similarity_threshold, scope=scope
+                    )
+                    if fitting
+                    else []
+                )
+                too_long = MatchDecision(None, reason=TOO_LONG)
+                return [
+                    next(searched) if i in fitting else SimilaritySearchResult(p, (), too_long)
+                    for i, p in enumerate(prompts)
+                ]
         if not prompts:
             return []
         policy = self.policy
@@ -192,7 +214,9 @@ class SimilaritySearchHelper:
         scope: ScopeFilter,
         ttl_s: float | None = None,
     ) -> None:
-        """Store several (id, prompt, answer, vector or None) in one embedding batch and upsert."""
+        """Store several (id, prompt, answer, vector or None) in one embedding batch and upsert.
+        A prompt the embedder would truncate is kept as an exact record only (a fingerprint
+        no search matches): its vector does not stand for all of it."""
         missing = [prompt for _, prompt, _, vector in items if vector is None]
         embedded = iter(await self.embed(missing) if missing else [])
         now = time.time()
@@ -202,7 +226,9 @@ class SimilaritySearchHelper:
                 vector=vector if vector is not None else next(embedded),
                 namespace=scope.namespace,
                 model=scope.model,
-                fingerprint=scope.fingerprint,
+                fingerprint=(
+                    scope.fingerprint if self.fits(prompt) else exact_only_fingerprint(id)
+                ),
                 prompt=prompt,
                 answer=answer.to_dict(),
                 created_at=now,

@@ -148,6 +148,10 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, runner.dim), dtype=np.float32)
         return normalised(runner.encode(items), len(items), runner.dim)
 
+    def fits(self, text: str) -> bool:
+        """True when the model sees all of `text` (no truncation at its window)."""
+        return self._runner().fits(text)
+
     def _resolve_folder(self) -> Path:
         if self._folder is None:
             return bundled_minilm_path()

@@ -91,6 +91,14 @@ class TorchRunner:
             out[group] = self._forward([texts[i] for i in group])
         return out
 
+    def fits(self, text: str) -> bool:
+        """True when the model sees all of `text` (its tokens fit `max_seq_length`)."""
+        window = int(self._model.max_seq_length or 512)
+        if len(text) + 2 <= window:  # a WordPiece token covers at least one character
+            return True
+        ids = self._model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"]
+        return len(ids) <= window
+
     def _forward(self, texts: list[str]) -> FloatMatrix:
         import torch
 

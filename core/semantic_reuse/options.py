@@ -1,0 +1,92 @@
+"""`ReuseOptions`: how one request may reuse, validated once at the API edge.
+
+Every frontend (the core API, the clients, LangChain, LlamaIndex, `EnhancedAsyncLLM`) takes
+these options and hands the same object down; no layer re-declares or re-validates them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
+
+_FIELDS = ("namespace", "model", "params", "threshold", "reuse", "question")
+
+
+def check_threshold(value: object, name: str = "threshold") -> None:
+    """A TypeError/ValueError naming `name` unless `value` is None or a number in [0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReuseOptions:
+    """Per-request reuse options.
+
+    Attributes:
+        namespace: the tenant; answers never cross namespaces.
+        model: the model scope; answers never cross models. None: the frontend names it (vLLM:
+            the served model; clients: endpoint + model; a `CallableBackend`: its function),
+            else the engine's `cache.default_model` (see docs/architecture.md, "Model scope").
+        params: answer-shaping parameters (a dict, vLLM `SamplingParams`, a dataclass...).
+        threshold: this request's similarity threshold in [0, 1]; None: the configured one.
+        reuse: False: no semantic or clause reuse for this request (an exact hit still counts).
+        question: the question inside a templated prompt: only it is compared by meaning and
+            the text around it (retrieved context) must be equal for an answer to transfer.
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+    model: str | None = None
+    params: object = None
+    threshold: float | None = None
+    reuse: bool = True
+    question: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_namespace(self.namespace)
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise TypeError(f"model must be a non-empty str or None, got {self.model!r}")
+        check_threshold(self.threshold)
+        if not isinstance(self.reuse, bool):
+            raise TypeError(f"reuse must be a bool, got {type(self.reuse).__name__}")
+        if self.question is not None and (
+            not isinstance(self.question, str) or not self.question.strip()
+        ):
+            raise ValueError("question must be a non-empty str or None")
+
+    @classmethod
+    def of(cls, options: ReuseOptions | None = None, **overrides: Any) -> Self:
+        """`options` (or the defaults) with keyword overrides; unknown keywords are refused."""
+        unknown = set(overrides) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"unexpected reuse options: {', '.join(sorted(unknown))}")
+        if options is not None and not isinstance(options, ReuseOptions):
+            raise TypeError(f"options must be ReuseOptions, got {type(options).__name__}")
+        if options is None:
+            return cls(**overrides)
+        return cls(**{**options.as_dict(), **overrides})
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_model(self, model: str | None) -> Self:
+        """These options scoped to `model` unless the caller named one already."""
+        return self if self.model is not None or model is None else self.replace(model=model)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+def split_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(reuse option keywords, the rest): for frontends that forward other keywords."""
+    ours = {k: v for k, v in kwargs.items() if k in _FIELDS}
+    rest = {k: v for k, v in kwargs.items() if k not in _FIELDS}
+    return ours, rest
