@@ -31,6 +31,7 @@ from semantic_reuse.exact.memory import MemoryTier
 from semantic_reuse.exact.redis import RedisTier
 from semantic_reuse.exact.tiers import CacheTier, ExactHit, MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ClauseOutcome, ReuseHit, ReuseInfo, ReuseKind, ReuseResult
 from semantic_reuse.planning import ReuseDecision
 from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, validate_namespace
@@ -85,6 +86,7 @@ __all__ = [
     "ReuseInfo",
     "ReuseKind",
     "ReuseModelSettings",
+    "ReuseOptions",
     "ReuseRequest",
     "ReuseResult",
     "ReuseStream",

@@ -19,7 +19,7 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.planning import Plan, ReuseDecision
-from semantic_reuse.request import ReuseRequest
+from semantic_reuse.request import QUESTION_MAX_CHARS, ReuseRequest
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.semantic.store import ScopeFilter
 
@@ -89,6 +89,7 @@ class Analyzer:
         want_clauses = (
             self.config.features.enable_nlp_enhancement
             and self.config.compound_strategy == "decompose"
+            and len(request.semantic_text) <= QUESTION_MAX_CHARS  # not a document to parse
         )
         split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
         try:

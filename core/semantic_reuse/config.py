@@ -111,6 +111,13 @@ class CacheConfig(_Section):
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="semantic_reuse", min_length=1)
     vector_ttl_s: float | None = Field(default=None, gt=0)
+    default_model: str = Field(
+        default="default",
+        min_length=1,
+        description="The model scope of a core-API request that names no model (and whose "
+        "backend names none): answers never cross model scopes, so give `model=` whenever one "
+        "engine serves several models.",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -184,7 +184,7 @@ async def _chinese(
     async with ReuseEngine(zh) as engine:
         await engine.warm_up()
         for i, (shows, question) in enumerate(CHINESE):
-            backend = VLLMBackend(llm, session.params, f"demo-zh-{i}", {})
+            backend = VLLMBackend(llm, session.params, f"demo-zh-{i}")
             start = time.perf_counter()
             result = await engine.generate([{"role": "user", "content": question}], backend)
             await engine.flush()

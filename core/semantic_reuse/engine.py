@@ -1,35 +1,29 @@
 """ReuseEngine: look up, store and generate around any backend.
 
-The flow of one request (DESIGN.md, "One request"):
-
-    key -> exact tiers (memory, Redis, the vector store's point by id)
-        -> single-flight (an identical request already generating? await it)
-        -> reuse policy (may this request take a semantic answer?)
-        -> in parallel: embed + vector search | split into clauses
-        -> decide: EXACT | SEMANTIC | COMPOSED | PARTIAL | MISS
-        -> generate what is missing (clauses concurrently), stream it
-        -> store in the background; every result carries ReuseInfo
-
-Every optional component (Redis, embedder + store, splitter) sits behind a circuit
-breaker: when one fails it is skipped for that request, counted and logged once per
-state change, and the request falls through to generation.
+The engine owns the components (exact tiers, embedder + vector store, clause splitter, each
+behind a circuit breaker) and the one request pipeline (`pipeline.Pipeline`: check ->
+single-flight -> generate what is missing -> store) that every frontend runs its requests
+through. Its own API (store, lookup, analyze, stream, generate, invalidate, clear) is async;
+the `*_sync` wrappers derive from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Sequence
 from typing import Any, Self, TypeVar
 
 from loguru import logger
 
-from semantic_reuse.analysis import Analyzer, scope_of
+from semantic_reuse.analysis import Analyzer
 from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.backend import Backend, PromptInput
+from semantic_reuse.backend import Backend, PromptInput, backend_model_name
 from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.components import Guarded
@@ -37,12 +31,12 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper, build_splitter
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseHit, ReuseResult
-from semantic_reuse.planning import ReuseDecision, compose
-from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest
-from semantic_reuse.semantic.search import SimilaritySearchHelper, check_threshold
-from semantic_reuse.semantic.store import ScopeFilter
-from semantic_reuse.singleflight import SingleFlight
+from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
+from semantic_reuse.planning import ReuseDecision
+from semantic_reuse.request import ReuseRequest
+from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
 
@@ -85,13 +79,13 @@ class ReuseEngine:
             instance=splitter,
             build=functools.partial(build_splitter, self.config),
         )
-        self._analyzer = Analyzer(
-            self.config, self.cache, self.semantic, self.splitter, self.metrics
+        self.pipeline = Pipeline(
+            Analyzer(self.config, self.cache, self.semantic, self.splitter, self.metrics)
         )
-        self.flights: SingleFlight[ReuseResult] = SingleFlight()
-        self._background: set[asyncio.Task[None]] = set()
         self._runner = SyncRunner()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it was first used
+        self._closing: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, config: HandlerConfig | None = None, **components: Any) -> Self:
@@ -104,74 +98,72 @@ class ReuseEngine:
         await asyncio.gather(self.semantic.get(), self.splitter.get())
 
     # -- public API ------------------------------------------------------------------
+    # Each method takes the per-request options as `options=` or as keywords
+    # (namespace, model, params, threshold, reuse, question): see `ReuseOptions`.
+
+    def request(
+        self, prompt: PromptInput, options: ReuseOptions, backend: object = None
+    ) -> ReuseRequest:
+        """The `ReuseRequest` for `prompt`: its model scope is `options.model`, else the
+        backend's `model_name`, else `config.cache.default_model` (never empty)."""
+        model = options.model or backend_model_name(backend) or self.config.cache.default_model
+        text: str | None = None
+        messages: Sequence[Any] | None = None
+        if isinstance(prompt, str):
+            if not prompt.strip():
+                raise ValueError("prompt must not be empty")
+            text = prompt
+        elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
+            messages = prompt
+        else:
+            raise TypeError(
+                f"prompt must be a str or a list of messages, got {type(prompt).__name__}"
+            )
+        return ReuseRequest(
+            text, messages, namespace=options.namespace, model=model, params=options.params,
+            question=options.question,
+        )  # fmt: skip
 
     async def store(
-        self,
-        prompt: PromptInput,
-        answer: object,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        model: str | None = None,
-        params: object = None,
-    ) -> str:
+        self, prompt: PromptInput, answer: object, *, options: ReuseOptions | None = None,
+        **option_kwargs: Any,
+    ) -> str:  # fmt: skip
         """Store `answer` for `prompt` in every tier and the vector store; return its hash id."""
-        (key,) = await self.store_many(
-            [(prompt, answer)], namespace=namespace, model=model, params=params
-        )
+        (key,) = await self.store_many([(prompt, answer)], options=options, **option_kwargs)
         return key
 
     async def store_many(
-        self,
-        items: Sequence[tuple[PromptInput, object]],
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        model: str | None = None,
-        params: object = None,
-    ) -> list[str]:
+        self, items: Sequence[tuple[PromptInput, object]], *,
+        options: ReuseOptions | None = None, **option_kwargs: Any,
+    ) -> list[str]:  # fmt: skip
         """`store` for many (prompt, answer) pairs: one embedding batch, one upsert."""
-        requests = [self._request(p, namespace, model, params) for p, _ in items]
+        opts = ReuseOptions.of(options, **option_kwargs)
+        requests = [self.request(p, opts) for p, _ in items]
         answers = [
             CachedAnswer.from_any(a, source_prompt=r.semantic_text)
             for r, (_, a) in zip(requests, items, strict=True)
         ]
         writes = list(zip(requests, answers, strict=True))
-        self.write_exact(writes)
-        await self._add_vectors(writes)
+        self._bind_loop()
+        self.pipeline.write_exact(writes)
+        await self.pipeline.add_vectors(writes)
         return [r.hash_id for r in requests]
 
     async def analyze(
-        self,
-        prompt: PromptInput,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        model: str | None = None,
-        params: object = None,
-        threshold: float | None = None,
-        reuse: bool = True,
-        question: str | None = None,
+        self, prompt: PromptInput, *, options: ReuseOptions | None = None, **option_kwargs: Any
     ) -> ReuseDecision:
-        """What could be reused for `prompt`, clause by clause, without generating.
-        `question`: the question inside a templated prompt (see `ReuseRequest.question`)."""
-        check_threshold(threshold, "threshold")
-        request = self._request(prompt, namespace, model, params, question)
-        return await self._analyzer.analyze(request, threshold, reuse)
+        """What could be reused for `prompt`, clause by clause, without generating."""
+        opts = ReuseOptions.of(options, **option_kwargs)
+        self._bind_loop()
+        return await self.pipeline.analyzer.analyze(
+            self.request(prompt, opts), opts.threshold, opts.reuse
+        )
 
     async def lookup(
-        self,
-        prompt: PromptInput,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        model: str | None = None,
-        params: object = None,
-        threshold: float | None = None,
-        reuse: bool = True,
-        question: str | None = None,
+        self, prompt: PromptInput, *, options: ReuseOptions | None = None, **option_kwargs: Any
     ) -> ReuseHit | None:
         """A complete reusable answer (exact, semantic or composed), or None."""
-        decision = await self.analyze(
-            prompt, namespace=namespace, model=model, params=params, threshold=threshold,
-            reuse=reuse, question=question,
-        )  # fmt: skip
+        decision = await self.analyze(prompt, options=options, **option_kwargs)
         if decision.answer is None:
             return None
         return ReuseHit(decision.answer, decision.info)
@@ -183,27 +175,16 @@ class ReuseEngine:
         return list(await asyncio.gather(*(self.lookup(p, **kwargs) for p in prompts)))
 
     def stream(
-        self,
-        prompt: PromptInput,
-        backend: Backend,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        model: str | None = None,
-        params: object = None,
-        threshold: float | None = None,
-        reuse: bool = True,
-        request_id: str | None = None,
-        question: str | None = None,
-    ) -> ReuseStream:
+        self, prompt: PromptInput, backend: Backend, *, options: ReuseOptions | None = None,
+        request_id: str | None = None, **option_kwargs: Any,
+    ) -> ReuseStream:  # fmt: skip
         """Reuse what can be reused, generate the rest; iterate for text deltas, then
-        read `.result`. `question`: the question inside a templated prompt (retrieved
-        context around it must then be equal; see `ReuseRequest.question`)."""
-        check_threshold(threshold, "threshold")
+        read `.result`."""
         if not isinstance(backend, Backend):
             raise TypeError("backend must have an async stream(request) method (a Backend)")
-        request = self._request(prompt, namespace, model, params, question)
-        rid = request_id or uuid.uuid4().hex[:16]
-        return ReuseStream(self._run(request, backend, threshold, reuse, rid))
+        opts = ReuseOptions.of(options, **option_kwargs)
+        request = self.request(prompt, opts, backend)
+        return ReuseStream(self.run(request, backend, opts, request_id=request_id))
 
     async def generate(self, prompt: PromptInput, backend: Backend, **kwargs: Any) -> ReuseResult:
         """`stream` to the end; the answer and its ReuseInfo."""
@@ -212,12 +193,27 @@ class ReuseEngine:
             pass
         return stream.result
 
+    async def run(
+        self, request: ReuseRequest, backend: Backend, options: ReuseOptions | None = None, *,
+        steps: PipelineSteps | None = None, request_id: str | None = None,
+    ) -> AsyncGenerator[PipelineEvent, None]:  # fmt: skip
+        """The pipeline's events for one request (`pipeline.Pipeline.run`): what frontends
+        build on. `steps` replaces the pipeline's steps (see `PipelineSteps`)."""
+        if self._closed:
+            raise RuntimeError("the ReuseEngine is closed")
+        self._bind_loop()
+        opts = options or ReuseOptions(namespace=request.namespace, model=request.model)
+        with logger.contextualize(request_id=request_id or uuid.uuid4().hex[:16]):
+            events = self.pipeline.run(request, backend, opts, steps)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
+
     async def invalidate(
-        self, prompt: PromptInput, *, namespace: str = DEFAULT_NAMESPACE,
-        model: str | None = None, params: object = None,
-    ) -> None:  # fmt: skip
+        self, prompt: PromptInput, *, options: ReuseOptions | None = None, **option_kwargs: Any
+    ) -> None:
         """Forget the answer stored for exactly this request, in every tier."""
-        request = self._request(prompt, namespace, model, params)
+        request = self.request(prompt, ReuseOptions.of(options, **option_kwargs))
         await self.cache.invalidate(request.hash_id, namespace=request.namespace)
         await self.semantic.call(lambda s: s.store.delete([request.hash_id]))
 
@@ -237,8 +233,7 @@ class ReuseEngine:
 
     async def flush(self) -> None:
         """Wait for background stores (to Redis and the vector store)."""
-        while self._background:
-            await asyncio.wait(list(self._background))
+        await self.pipeline.flush()
         await self.cache.flush()
 
     def stats(self) -> dict[str, Any]:
@@ -265,6 +260,38 @@ class ReuseEngine:
             await search.store.aclose()
         if (splitter := self.splitter.ready) is not None and self.splitter.owned:
             splitter.close()
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Close from sync code (`AsyncLLM.shutdown`, `__del__`, atexit): waits up to
+        `timeout_s` for background stores when the loop the engine ran on still runs in
+        another thread; from a coroutine on that loop, `await aclose()` instead (here the
+        close is only scheduled)."""
+        if self._closed:
+            return
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                self._closing = loop.create_task(self.aclose())
+                return
+            if not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(self.aclose(), loop)
+                try:
+                    future.result(timeout_s)
+                except Exception as exc:
+                    logger.debug("closing the reuse engine failed: {!r}", exc)
+                return
+        # The loop is gone (or was never used): its tasks are gone with it; close the rest here.
+        runner = threading.Thread(target=asyncio.run, args=(self.aclose(),), daemon=True)
+        runner.start()
+        runner.join(timeout_s)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def __aenter__(self) -> Self:
         return self
@@ -300,117 +327,6 @@ class ReuseEngine:
         self._runner.run(self.aclose())
         self._runner.close()
 
-    # -- the flow ------------------------------------------------------------------------
-
-    def _request(
-        self, prompt: PromptInput, namespace: str, model: str | None, params: object,
-        question: str | None = None,
-    ) -> ReuseRequest:  # fmt: skip
-        if isinstance(prompt, str):
-            if not prompt.strip():
-                raise ValueError("prompt must not be empty")
-            return ReuseRequest(prompt, namespace=namespace, model=model, params=params,
-                                question=question)  # fmt: skip
-        if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes, bytearray)):
-            return ReuseRequest(messages=prompt, namespace=namespace, model=model, params=params,
-                                question=question)  # fmt: skip
-        raise TypeError(f"prompt must be a str or a list of messages, got {type(prompt).__name__}")
-
-    async def _run(
-        self, request: ReuseRequest, backend: Backend, threshold: float | None, reuse: bool,
-        request_id: str,
-    ) -> AsyncIterator[str | ReuseResult]:  # fmt: skip
-        """The body of `stream`: yields text deltas, then the ReuseResult."""
-        with logger.contextualize(request_id=request_id):
-            decision = await self.decide(request, threshold=threshold, reuse=reuse)
-            if decision.answer is not None:
-                result = ReuseResult(decision.answer, decision.info)
-                self.record(decision, result)
-                yield result.text
-                yield result
-                return
-            with self.flights.lead(request.hash_id) as flight:
-                async for item in compose(decision, backend, self.metrics):
-                    if isinstance(item, ReuseResult):
-                        result = item
-                    else:
-                        yield item
-                self.record(decision, result)
-                flight.set_result(result)
-            yield result
-
-    async def decide(
-        self, request: ReuseRequest, *, threshold: float | None = None, reuse: bool = True
-    ) -> ReuseDecision:
-        """The analysis of `request`, then single-flight: when nothing was reusable but an
-        identical request is generating, its answer; when one finished while this one was
-        analysed, that answer (an exact hit on tier "inflight"). A MISS left from here
-        should be generated under `flights.lead(request.hash_id)`."""
-        start = time.perf_counter()
-        while True:
-            decision = await self._analyzer.analyze(request, threshold, reuse)
-            if decision.answer is not None:
-                return decision
-            if request.hash_id in self.flights:
-                shared = await self.flights.follow(request.hash_id)
-                if shared is None:
-                    continue  # the leader failed: look again, maybe lead
-                answer: CachedAnswer | None = shared.answer
-            else:
-                answer = self.cache.memory.get_nowait(request.namespace, request.hash_id)
-            if answer is None:
-                return decision
-            decision.plan.set_exact(answer, "inflight")
-            self.metrics.inc("inflight_shared_total")
-            return decision.plan.decision(time.perf_counter() - start)
-
-    def record(self, decision: ReuseDecision, result: ReuseResult) -> None:
-        """Store the whole answer and every generated clause (exact tiers now, vector
-        records in the background)."""
-        self.write_exact(decision.plan.exact_writes(result))
-        self.write_vectors(decision.plan.vector_writes(result), decision.plan.vectors)
-
-    def write_exact(self, writes: Sequence[tuple[ReuseRequest, CachedAnswer]]) -> None:
-        """L1 at once (the next identical request hits), L2 in the cache's background."""
-        for request, answer in writes:
-            self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
-
-    def write_vectors(
-        self,
-        writes: Sequence[tuple[ReuseRequest, CachedAnswer]],
-        vectors: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Durable records in the background (`vectors`: embeddings already computed)."""
-        if writes:
-            self.background(self._add_vectors(list(writes), vectors))
-
-    def background(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` as a tracked background task (`flush()` and `aclose()` wait for it)."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _add_vectors(
-        self,
-        items: list[tuple[ReuseRequest, CachedAnswer]],
-        known: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Upsert durable records; grouped by scope. Failures are counted, never raised."""
-        groups: dict[ScopeFilter, list[tuple[str, str, CachedAnswer, Any]]] = {}
-        for request, answer in items:
-            vector = (known or {}).get(request.hash_id)
-            groups.setdefault(scope_of(request), []).append(
-                (request.hash_id, request.semantic_text, answer, vector)
-            )
-        ttl = self.config.cache.vector_ttl_s
-        for scope, group in groups.items():
-            await self.semantic.call(functools.partial(_add_many, group, scope, ttl))
-
-
-async def _add_many(
-    group: list[tuple[str, str, CachedAnswer, Any]],
-    scope: ScopeFilter,
-    ttl_s: float | None,
-    search: SimilaritySearchHelper,
-) -> None:
-    await search.add_many(group, scope=scope, ttl_s=ttl_s)
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()

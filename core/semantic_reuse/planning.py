@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.backend import Backend
+from semantic_reuse.backend import Backend, Delta
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.outcome import ClauseOutcome, ReuseInfo, ReuseKind, ReuseResult
 from semantic_reuse.request import ReuseRequest
@@ -145,9 +145,15 @@ class Plan:
         return [w for w in whole + self._generated(result) if storable(w[1])]
 
 
+#: Finish reasons of answers worth keeping: a natural stop, or the token limit the request set
+#: (the same request asks for the same limit). Aborted, failed, filtered answers and tool calls
+#: are never stored.
+STORABLE_FINISH_REASONS = frozenset({"stop", "length"})
+
+
 def storable(answer: CachedAnswer) -> bool:
-    """Only complete answers are stored: not empty, not aborted."""
-    return bool(answer.text.strip()) and answer.finish_reason not in ("abort", "error")
+    """Only complete answers are stored (see `STORABLE_FINISH_REASONS`), and never empty ones."""
+    return bool(answer.text.strip()) and answer.finish_reason in STORABLE_FINISH_REASONS
 
 
 @dataclass(frozen=True)
@@ -188,8 +194,9 @@ async def _pump(backend: Backend, request: ReuseRequest, queue: asyncio.Queue[ob
 
 async def compose(
     decision: ReuseDecision, backend: Backend, metrics: Metrics
-) -> AsyncGenerator[str | ReuseResult, None]:
-    """Generate what `decision` lacks; yield text deltas, then the `ReuseResult`."""
+) -> AsyncGenerator[Delta | ReuseResult, None]:
+    """Generate what `decision` lacks; yield `Delta`s, then the `ReuseResult`. The backend's
+    own output objects ride along (`Delta.native`) when the whole prompt is generated."""
     plan = decision.plan
     parts = plan.clauses or [plan.whole]
     queues: dict[int, asyncio.Queue[object]] = {}
@@ -204,10 +211,10 @@ async def compose(
     try:
         for i, part in enumerate(parts):
             if i:
-                yield CLAUSE_SEPARATOR
+                yield Delta(CLAUSE_SEPARATOR)
             if part.answer is not None:
                 answers.append(part.answer)
-                yield part.answer.text.strip() if plan.clauses else part.answer.text
+                yield Delta(part.answer.text.strip() if plan.clauses else part.answer.text)
                 continue
             while True:
                 item = await queues[i].get()
@@ -217,7 +224,9 @@ async def compose(
                     answers.append(item)
                     break
                 if isinstance(item, str) and item:
-                    yield item
+                    yield Delta(item)
+                elif isinstance(item, Delta):
+                    yield item if not plan.clauses else Delta(item.text)
     finally:
         for task in tasks:
             if not task.done():

@@ -46,8 +46,8 @@ from semantic_reuse import (
     ReuseRequest,
     validate_namespace,
 )
+from semantic_reuse.options import check_threshold
 from semantic_reuse.request import JSONValue, answer_shaping_params
-from semantic_reuse.semantic.search import check_threshold
 
 T = TypeVar("T")
 

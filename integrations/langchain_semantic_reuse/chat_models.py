@@ -21,7 +21,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_semantic_reuse._messages import to_chat
-from semantic_reuse import Completion, GenerationParams, ReuseModelSettings
+from semantic_reuse import Completion, GenerationParams, ReuseModelSettings, ReuseOptions
 
 PROVIDER = "semantic-reuse"
 
@@ -53,7 +53,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], GenerationParams, dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], GenerationParams, ReuseOptions]:
         options = self.call_options(kwargs)
         return to_chat(messages), self.sampling(stop, **kwargs), options
 
@@ -65,7 +65,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         chat, params, options = self._request(messages, stop, kwargs)
-        completion = self.reuse_client().complete_sync(chat, params, **options)
+        completion = self.reuse_client().complete_sync(chat, params, options=options)
         return _result(completion)
 
     async def _agenerate(
@@ -76,7 +76,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         chat, params, options = self._request(messages, stop, kwargs)
-        completion = await self.reuse_client().acomplete(chat, params, **options)
+        completion = await self.reuse_client().acomplete(chat, params, options=options)
         return _result(completion)
 
     def _stream(
@@ -87,7 +87,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         chat, params, options = self._request(messages, stop, kwargs)
-        for item in self.reuse_client().stream_sync(chat, params, **options):
+        for item in self.reuse_client().stream_sync(chat, params, options=options):
             chunk = _chunk(item)
             if run_manager is not None and isinstance(item, str):
                 run_manager.on_llm_new_token(item, chunk=chunk)
@@ -101,7 +101,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         chat, params, options = self._request(messages, stop, kwargs)
-        async for item in self.reuse_client().astream(chat, params, **options):
+        async for item in self.reuse_client().astream(chat, params, options=options):
             chunk = _chunk(item)
             if run_manager is not None and isinstance(item, str):
                 await run_manager.on_llm_new_token(item, chunk=chunk)

@@ -64,7 +64,9 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     ) -> LLMResult:
         params, options = self.sampling(stop, **kwargs), self.call_options(kwargs)
         client = self.reuse_client()
-        completions = [client.complete_sync(self._prompt(p), params, **options) for p in prompts]
+        completions = [
+            client.complete_sync(self._prompt(p), params, options=options) for p in prompts
+        ]
         return _result(completions)
 
     async def _agenerate(
@@ -76,7 +78,9 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     ) -> LLMResult:
         params, options = self.sampling(stop, **kwargs), self.call_options(kwargs)
         client = self.reuse_client()
-        completions = [await client.acomplete(self._prompt(p), params, **options) for p in prompts]
+        completions = [
+            await client.acomplete(self._prompt(p), params, options=options) for p in prompts
+        ]
         return _result(completions)
 
     def _stream(
@@ -87,7 +91,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         params, options = self.sampling(stop, **kwargs), self.call_options(kwargs)
-        for item in self.reuse_client().stream_sync(self._prompt(prompt), params, **options):
+        for item in self.reuse_client().stream_sync(self._prompt(prompt), params, options=options):
             chunk = _chunk(item)
             if run_manager is not None and isinstance(item, str):
                 run_manager.on_llm_new_token(item, chunk=chunk)
@@ -101,7 +105,9 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         params, options = self.sampling(stop, **kwargs), self.call_options(kwargs)
-        async for item in self.reuse_client().astream(self._prompt(prompt), params, **options):
+        async for item in self.reuse_client().astream(
+            self._prompt(prompt), params, options=options
+        ):
             chunk = _chunk(item)
             if run_manager is not None and isinstance(item, str):
                 await run_manager.on_llm_new_token(item, chunk=chunk)

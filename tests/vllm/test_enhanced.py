@@ -241,3 +241,68 @@ async def test_abort_of_a_generating_miss(enhanced_llm: EnhancedAsyncLLM) -> Non
     assert outputs[-1].reuse.hash_id == key  # the lookup below is of this very request
     decision = await enhanced_llm.reuse_engine.analyze(question, model=model, params=greedy(200))
     assert decision.answer is None  # an aborted answer is never stored
+
+
+LONG_CONTEXT = " ".join(
+    f"Item {i} ships from dock {'ABCDEFGH'[i % 8]} and weighs {3 * i + 7} kg." for i in range(1, 41)
+)
+
+
+@pytest.mark.parametrize("as_chat", [True, False])
+async def test_different_questions_after_a_long_context_are_not_reused(
+    enhanced_llm: EnhancedAsyncLLM, as_chat: bool
+) -> None:
+    """The context is longer than MiniLM's window: compared whole, the two prompts looked
+    the same and the second was served the first's answer."""
+    tokenizer = enhanced_llm.get_tokenizer()
+
+    def ask(question: str) -> Any:
+        text = f"{LONG_CONTEXT}\n\nQuestion: {question}"
+        if as_chat:
+            return enhanced_llm.generate_chat(chat(text), greedy(8), rid())
+        prompt = tokenizer.apply_chat_template(
+            chat(text), tokenize=False, add_generation_prompt=True
+        )
+        return enhanced_llm.generate(prompt, greedy(8), rid())
+
+    first = await collect(ask("Which dock does item 3 ship from?"))
+    assert first[-1].reuse.kind is ReuseKind.MISS
+    await enhanced_llm.reuse_engine.flush()
+    for question in ("What is the capital of France?", "Who is the CEO?"):
+        other = await collect(ask(question))
+        assert other[-1].reuse.kind is ReuseKind.MISS
+    again = await collect(ask("Which dock does item 3 ship from?"))
+    assert again[-1].reuse.kind is ReuseKind.EXACT
+
+
+async def test_a_subclass_runs_the_one_pipeline_through_its_hooks(
+    enhanced_llm: EnhancedAsyncLLM,
+) -> None:
+    """A subclass that overrides `generate` and a seed hook: clause sub-requests go to vLLM
+    directly (not back into reuse), and each step is called once per request."""
+    calls: list[str] = []
+
+    class Audited(EnhancedAsyncLLM):
+        async def generate(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            calls.append("generate")
+            async for out in super().generate(*args, **kwargs):
+                yield out
+
+        async def _check_cache(self, request: Any, options: Any) -> Any:
+            calls.append("check")
+            return await super()._check_cache(request, options)
+
+        def _do_cache_update(self, decision: Any, result: Any) -> None:
+            calls.append("store_exact")
+            super()._do_cache_update(decision, result)
+
+    question = chat("What is the boiling point of water and who painted the Mona Lisa?")
+    original = enhanced_llm.__class__
+    enhanced_llm.__class__ = Audited  # the session's engine, seen through a subclass
+    try:
+        outputs = await collect(enhanced_llm.generate_chat(question, greedy(16), rid()))
+    finally:
+        enhanced_llm.__class__ = original
+    assert outputs[-1].finished
+    assert outputs[-1].reuse.clauses  # generated clause by clause, as sub-requests
+    assert calls == ["generate", "check", "store_exact"]

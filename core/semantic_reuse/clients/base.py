@@ -17,9 +17,9 @@ from typing import Any
 from semantic_reuse.backend import PromptInput
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseInfo
-from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
-from semantic_reuse.semantic.search import check_threshold
+from semantic_reuse.request import validate_namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +117,8 @@ class ReuseClient(abc.ABC):
 
     @abc.abstractmethod
     def _stream(
-        self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
-        threshold: float | None, question: str | None,
-    ) -> AsyncIterator[str | Completion]:  # fmt: skip
+        self, prompt: PromptInput, params: GenerationParams, options: ReuseOptions
+    ) -> AsyncIterator[str | Completion]:
         """Text deltas, then one `Completion`; runs on the home loop."""
 
     @abc.abstractmethod
@@ -139,43 +138,34 @@ class ReuseClient(abc.ABC):
     # -- derived: any thread, any loop -----------------------------------------------------
 
     def astream(
-        self,
-        prompt: PromptInput,
-        params: GenerationParams | None = None,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        reuse: bool = True,
-        threshold: float | None = None,
-        question: str | None = None,
-    ) -> AsyncIterator[str | Completion]:
-        """Text deltas, then one `Completion` (from any event loop). `question`: the question
-        inside a templated prompt, the only part compared by meaning."""
-        source = self._checked(prompt, params, namespace, reuse, threshold, question)
-        return self.home().iterate(source)
+        self, prompt: PromptInput, params: GenerationParams | None = None, *,
+        options: ReuseOptions | None = None, **option_kwargs: Any,
+    ) -> AsyncIterator[str | Completion]:  # fmt: skip
+        """Text deltas, then one `Completion` (from any event loop). The reuse options come
+        as `options=` or as keywords (namespace, threshold, reuse, question: `ReuseOptions`)."""
+        return self.home().iterate(self._checked(prompt, params, options, option_kwargs))
 
     def stream_sync(
-        self,
-        prompt: PromptInput,
-        params: GenerationParams | None = None,
-        *,
-        namespace: str = DEFAULT_NAMESPACE,
-        reuse: bool = True,
-        threshold: float | None = None,
-        question: str | None = None,
-    ) -> Iterator[str | Completion]:
+        self, prompt: PromptInput, params: GenerationParams | None = None, *,
+        options: ReuseOptions | None = None, **option_kwargs: Any,
+    ) -> Iterator[str | Completion]:  # fmt: skip
         """`astream` for sync code."""
-        source = self._checked(prompt, params, namespace, reuse, threshold, question)
-        return self.home().iterate_sync(source)
+        return self.home().iterate_sync(self._checked(prompt, params, options, option_kwargs))
 
-    async def acomplete(self, prompt: PromptInput, params: GenerationParams | None = None,
-                        **kwargs: Any) -> Completion:  # fmt: skip
+    async def acomplete(
+        self, prompt: PromptInput, params: GenerationParams | None = None, *,
+        options: ReuseOptions | None = None, **option_kwargs: Any,
+    ) -> Completion:  # fmt: skip
         """The whole answer (from any event loop)."""
-        return await self.home().run(_last(self._checked(prompt, params, **_options(kwargs))))
+        source = self._checked(prompt, params, options, option_kwargs)
+        return await self.home().run(_last(source))
 
-    def complete_sync(self, prompt: PromptInput, params: GenerationParams | None = None,
-                      **kwargs: Any) -> Completion:  # fmt: skip
+    def complete_sync(
+        self, prompt: PromptInput, params: GenerationParams | None = None, *,
+        options: ReuseOptions | None = None, **option_kwargs: Any,
+    ) -> Completion:  # fmt: skip
         """`acomplete` for sync code."""
-        return self.home().run_sync(_last(self._checked(prompt, params, **_options(kwargs))))
+        return self.home().run_sync(_last(self._checked(prompt, params, options, option_kwargs)))
 
     async def aclear_namespace(self, namespace: str) -> None:
         """Forget every answer of one tenant (its documents changed, it left)."""
@@ -198,8 +188,7 @@ class ReuseClient(abc.ABC):
 
     def _checked(
         self, prompt: PromptInput, params: GenerationParams | None,
-        namespace: str = DEFAULT_NAMESPACE, reuse: bool = True, threshold: float | None = None,
-        question: str | None = None,
+        options: ReuseOptions | None, option_kwargs: dict[str, Any],
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         if params is not None and not isinstance(params, GenerationParams):
             raise TypeError(f"params must be GenerationParams, got {type(params).__name__}")
@@ -208,19 +197,8 @@ class ReuseClient(abc.ABC):
                 raise ValueError("prompt must not be empty")
         elif not isinstance(prompt, list | tuple) or not prompt:
             raise TypeError("prompt must be a non-empty str or a non-empty list of messages")
-        check_threshold(threshold, "threshold")
-        namespace = validate_namespace(namespace)
-        if question is not None and (not isinstance(question, str) or not question.strip()):
-            raise ValueError("question must be a non-empty str or None")
-        return self._stream(prompt, params or GenerationParams(), namespace=namespace,
-                            reuse=bool(reuse), threshold=threshold, question=question)  # fmt: skip
-
-
-def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(kwargs) - {"namespace", "reuse", "threshold", "question"}
-    if unknown:
-        raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
-    return kwargs
+        opts = ReuseOptions.of(options, **option_kwargs)
+        return self._stream(prompt, params or GenerationParams(), opts)
 
 
 async def _clear(client: ReuseClient, namespace: str) -> None:

@@ -19,6 +19,7 @@ from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClien
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseInfo, ReuseKind
 from semantic_reuse.vllm.model import DEFAULT_MAX_MODEL_LEN
 
@@ -107,9 +108,8 @@ class VLLMClient(ReuseClient):
         return int(length) if isinstance(length, int) else None
 
     async def _stream(
-        self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
-        threshold: float | None, question: str | None,
-    ) -> AsyncIterator[str | Completion]:  # fmt: skip
+        self, prompt: PromptInput, params: GenerationParams, options: ReuseOptions
+    ) -> AsyncIterator[str | Completion]:
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
         from semantic_reuse.vllm.engine import reuse_info
@@ -124,13 +124,10 @@ class VLLMClient(ReuseClient):
             output_kind=RequestOutputKind.DELTA,
         )
         request_id = f"sr-{uuid.uuid4().hex[:16]}"
-        options: dict[str, Any] = {
-            "namespace": namespace, "reuse": reuse, "threshold": threshold, "question": question,
-        }  # fmt: skip
         if isinstance(prompt, str):
-            outputs = llm.generate(prompt, sampling, request_id, **options)
+            outputs = llm.generate(prompt, sampling, request_id, options=options)
         else:
-            outputs = llm.generate_chat(list(prompt), sampling, request_id, **options)
+            outputs = llm.generate_chat(list(prompt), sampling, request_id, options=options)
         text, completion_tokens, prompt_tokens = "", 0, 0
         info: ReuseInfo | None = None
         finish: str | None = None

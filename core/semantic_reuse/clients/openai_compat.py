@@ -18,6 +18,7 @@ from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClien
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.options import ReuseOptions
 from semantic_reuse.request import ReuseRequest
 
 if TYPE_CHECKING:
@@ -101,17 +102,16 @@ class OpenAICompatibleClient(ReuseClient):
         return self._context_window
 
     async def _stream(
-        self, prompt: PromptInput, params: GenerationParams, *, namespace: str, reuse: bool,
-        threshold: float | None, question: str | None,
-    ) -> AsyncIterator[str | Completion]:  # fmt: skip
+        self, prompt: PromptInput, params: GenerationParams, options: ReuseOptions
+    ) -> AsyncIterator[str | Completion]:
         if self._context_window is None:
             with contextlib.suppress(Exception):  # an endpoint without a model list still answers
                 await self.context_window()
         backend = _OpenAIBackend(self._openai(), self._model, params)
+        scoped = options.with_model(f"openai:{self.base_url}/{self._model}")
         stream = self.engine.stream(
-            prompt, backend, namespace=namespace, model=f"openai:{self.base_url}/{self._model}",
-            params=params.as_dict(), threshold=threshold, reuse=reuse, question=question,
-        )  # fmt: skip
+            prompt, backend, options=scoped.replace(params=params.as_dict())
+        )
         async for delta in stream:
             yield delta
         result = stream.result

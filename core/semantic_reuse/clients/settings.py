@@ -13,8 +13,8 @@ from semantic_reuse.clients.base import GenerationParams, ReuseClient
 from semantic_reuse.clients.factory import build_client
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.options import ReuseOptions, check_threshold
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
-from semantic_reuse.semantic.search import check_threshold
 from semantic_reuse.vllm.model import MODEL_NAME
 
 #: The environment variable `api_key` defaults to.
@@ -110,13 +110,18 @@ class ReuseModelSettings(BaseModel):
         words = stop if stop is not None else overrides.get("stop", self.stop)
         return GenerationParams(stop=tuple(words or ()), **values)
 
-    def call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Namespace, reuse and threshold for one call (the model's unless the call says)."""
-        options = {k: kwargs.get(k, getattr(self, k, None)) for k in REUSE_KEYWORDS}
+    def call_options(self, kwargs: dict[str, Any], question: str | None = None) -> ReuseOptions:
+        """The reuse options of one call: the model's, then the call's keywords (namespace,
+        reuse, threshold, question); `question`: one the framework found in the prompt."""
         unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
         if unknown:
             raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
-        return options
+        return ReuseOptions(
+            namespace=kwargs.get("namespace", self.namespace),
+            reuse=kwargs.get("reuse", self.reuse),
+            threshold=kwargs.get("threshold", self.threshold),
+            question=kwargs.get("question") or question,
+        )
 
     def close(self) -> None:
         """Shut down what the model built (an engine started in process, a connection)."""

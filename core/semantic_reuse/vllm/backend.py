@@ -1,21 +1,24 @@
-"""The ReuseEngine's `Backend` over vLLM itself: clause sub-requests through `AsyncLLM.generate`."""
+"""The pipeline's `Backend` over vLLM itself: `AsyncLLM.generate`, never the reuse path.
+
+The whole prompt is generated as the caller asked (its prompt, `SamplingParams`, request id
+and keywords), and vLLM's own `RequestOutput`s ride along as `Delta.native`, so a plain miss
+looks exactly like `AsyncLLM.generate`. The missing clauses of a compound question are
+sub-requests (`<request id>:clause-<n>`, delta outputs) that vLLM batches.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.backend import BackendChunk
+from semantic_reuse.backend import BackendChunk, Delta
 from semantic_reuse.request import ReuseRequest
-
-if TYPE_CHECKING:
-    from semantic_reuse.vllm.engine import EnhancedAsyncLLM
 
 
 def render_chat(llm: AsyncLLM, messages: list[Any]) -> str:
@@ -28,36 +31,81 @@ def render_chat(llm: AsyncLLM, messages: list[Any]) -> str:
 
 
 class VLLMBackend:
-    """Generates sub-requests with the engine's own `AsyncLLM.generate` (not the reuse
-    path: the engine already decided these parts are missing), so vLLM batches them."""
+    """Generation through `AsyncLLM.generate` of `llm` for one caller's request.
+
+    `whole` and `prompt`: the caller's request and its prompt as vLLM takes it; that request
+    is generated as it is, with vLLM's outputs passed through. Any other request (a clause,
+    or every request when `whole` is None) is rendered from its `ReuseRequest`.
+    """
 
     def __init__(
         self,
-        llm: EnhancedAsyncLLM,
+        llm: AsyncLLM,
         sampling_params: SamplingParams,
         request_id: str,
-        generate_kwargs: dict[str, Any],
+        generate_kwargs: dict[str, Any] | None = None,
+        *,
+        whole: ReuseRequest | None = None,
+        prompt: Any = None,
     ) -> None:
+        if (whole is None) != (prompt is None):
+            raise ValueError("give both whole and prompt, or neither")
         self._llm = llm
-        self._params = copy.copy(sampling_params)
-        self._params.output_kind = RequestOutputKind.DELTA
+        self._whole = whole
+        self._prompt = prompt
+        self._params = sampling_params
+        self._clause_params = copy.copy(sampling_params)
+        self._clause_params.output_kind = RequestOutputKind.DELTA
         self._request_id = request_id
-        self._kwargs = generate_kwargs
+        self._kwargs = dict(generate_kwargs or {})
+        self.model_name = str(llm.model_config.model)
         self.sub_request_ids: list[str] = []
 
-    def _prompt(self, request: ReuseRequest) -> Any:
+    def stream(self, request: ReuseRequest) -> AsyncIterator[BackendChunk]:
+        if self._whole is not None and request.hash_id == self._whole.hash_id:
+            return self._generate_whole(self._whole)
+        return self._generate_clause(request)
+
+    def _clause_prompt(self, request: ReuseRequest) -> Any:
         if request.messages is not None:
             return render_chat(self._llm, [dict(m) for m in request.messages])
         if request.prompt is not None:
             return request.prompt
         return {"prompt_token_ids": list(request.prompt_token_ids or [])}
 
-    async def stream(self, request: ReuseRequest) -> AsyncIterator[BackendChunk]:
+    async def _generate_whole(self, whole: ReuseRequest) -> AsyncIterator[BackendChunk]:
+        """vLLM's outputs as they come (`Delta.native`), then the answer they make."""
+        delta = self._params.output_kind is RequestOutputKind.DELTA
+        text, tokens, finish, finished, prompt_tokens = "", list[int](), None, False, 0
+        # AsyncLLM.generate, by name: a subclass of EnhancedAsyncLLM must not loop into reuse.
+        outputs = AsyncLLM.generate(
+            self._llm, self._prompt, self._params, self._request_id, **self._kwargs
+        )
+        async with contextlib.aclosing(outputs):  # leaving early aborts the request now
+            async for out in outputs:
+                piece_text = ""
+                if out.outputs:
+                    piece = out.outputs[0]
+                    piece_text = piece.text if delta else piece.text[len(text) :]
+                    text = text + piece.text if delta else piece.text
+                    tokens = tokens + list(piece.token_ids) if delta else list(piece.token_ids)
+                    finish = piece.finish_reason
+                prompt_tokens = len(out.prompt_token_ids or ()) or prompt_tokens
+                finished = finished or bool(out.finished)
+                yield Delta(piece_text, out)
+        yield CachedAnswer(
+            text, tuple(tokens), finish_reason=finish if finished else "abort",
+            usage={"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens)},
+            source_prompt=whole.semantic_text,
+        )  # fmt: skip
+
+    async def _generate_clause(self, request: ReuseRequest) -> AsyncIterator[BackendChunk]:
         sub_id = f"{self._request_id}:clause-{len(self.sub_request_ids)}"
         self.sub_request_ids.append(sub_id)
         text, tokens, finish = "", list[int](), None
-        generate = super(type(self._llm), self._llm).generate
-        outputs = generate(self._prompt(request), self._params, sub_id, **self._kwargs)
+        outputs = AsyncLLM.generate(
+            self._llm, self._clause_prompt(request), self._clause_params, sub_id, **self._kwargs
+        )
         async with contextlib.aclosing(outputs):  # leaving early aborts the sub-request now
             async for out in outputs:
                 if not out.outputs:

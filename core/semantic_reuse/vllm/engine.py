@@ -1,43 +1,43 @@
 """`EnhancedAsyncLLM`: vLLM's `AsyncLLM` whose requests gain exact, semantic and clause reuse.
 
 A drop-in subclass: same constructors (`from_vllm_config`, `from_engine_args`, ending in
-``cls(...)``), same `generate` contract. Each request goes through the `ReuseEngine`:
+``cls(...)``), same `generate` contract. Each request runs through the reuse engine's one
+pipeline (`semantic_reuse.pipeline`); this frontend contributes only a `VLLMBackend` (how to
+generate) and the shape of the outputs (`OutputShaper`):
 
-    _generate_hash_id                  the request's key (model, namespace, prompt, params, LoRA)
-    _check_cache                       exact tiers, then paraphrases, then clauses
-    hit                             -> CustomRequestOutput(s), honouring output_kind
-    miss, whole prompt              -> vLLM's own outputs (+ .reuse); identical requests in
-                                       flight share one generation
-    miss or partial, compound       -> _perform_subsentence_similarity_search: the missing
-                                       clauses through super().generate concurrently (vLLM
-                                       batches them), streamed back as one request
-    _do_cache_update                   exact tiers, once the answer finished normally
-    _store_similarity_context          vector records (whole prompt and generated clauses)
-    _create_task                       background work the engine tracks
+    hit                     -> CustomRequestOutput(s), honouring output_kind
+    miss, whole prompt      -> vLLM's own outputs (+ .reuse); identical requests in flight
+                               share one generation
+    miss or partial, clauses-> the missing clauses as vLLM sub-requests, streamed back as one
 
-Aborted, failed or unfinished outputs are never stored.
+The seed's names are thin, overridable hooks onto the pipeline's steps:
+`_generate_hash_id` (the request's key), `_check_cache` (lookups + single-flight),
+`_perform_subsentence_similarity_search` (generate what is missing: the clauses concurrently,
+or the whole prompt), `_do_cache_update` (exact tiers) and `_store_similarity_context`
+(vector records). Aborted, failed or unfinished outputs are never stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Self
 
 from vllm.outputs import RequestOutput
-from vllm.sampling_params import RequestOutputKind, SamplingParams
+from vllm.sampling_params import SamplingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.backend import Backend, Delta
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
+from semantic_reuse.options import ReuseOptions, split_options
 from semantic_reuse.outcome import ReuseInfo, ReuseKind, ReuseResult
-from semantic_reuse.planning import ReuseDecision, compose
-from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, public_fields
-from semantic_reuse.semantic.search import SimilaritySearchHelper, check_threshold
+from semantic_reuse.pipeline import Decided
+from semantic_reuse.planning import ReuseDecision
+from semantic_reuse.request import ReuseRequest, public_fields
+from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.vllm.backend import VLLMBackend, render_chat
 from semantic_reuse.vllm.outputs import OutputShaper
 
@@ -56,9 +56,11 @@ class EnhancedAsyncLLM(AsyncLLM):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.handler_config = handler_config or HandlerConfig()
+        self._owns_reuse_engine = reuse_engine is None
         self.reuse_engine = reuse_engine or ReuseEngine(
             self.handler_config, cache=cache_manager, search=similarity_search_helper
         )
+        self._steps = _SeedSteps(self)
         self._reused_streams: dict[str, asyncio.Event] = {}
         self._clause_ids: dict[str, list[str]] = {}
 
@@ -120,48 +122,36 @@ class EnhancedAsyncLLM(AsyncLLM):
         sampling_params: SamplingParams,
         request_id: str,
         *,
-        namespace: str = DEFAULT_NAMESPACE,
-        reuse: bool = True,
-        threshold: float | None = None,
-        question: str | None = None,
+        options: ReuseOptions | None = None,
         reuse_request: ReuseRequest | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
-        """`AsyncLLM.generate` with reuse. Extra keywords: `namespace` (tenant), `reuse`
-        (False: no semantic reuse for this call; an exact hit still counts), `threshold`
-        (this call's similarity threshold in [0, 1]; None: the configured one), `question`
-        (the question inside a templated prompt: only it is compared by meaning)."""
-        check_threshold(threshold, "threshold")
+        """`AsyncLLM.generate` with reuse. The reuse options come as `options=` or as
+        keywords (`namespace`, `threshold`, `reuse`, `question`; see `ReuseOptions`); the
+        model scope is the served model, the params are `sampling_params` (+ LoRA)."""
+        reuse_kwargs, kwargs = split_options(kwargs)
+        opts = ReuseOptions.of(options, **reuse_kwargs)
         request = reuse_request or self._generate_hash_id(
-            prompt, sampling_params, kwargs.get("lora_request"), namespace
+            prompt, sampling_params, kwargs.get("lora_request"), opts
         )
-        if request is not None and question is not None and reuse_request is None:
-            request = dataclasses.replace(request, question=question)
         if request is None or not self._reuse_enabled():
-            plain = super().generate(prompt, sampling_params, request_id, **kwargs)
+            plain = AsyncLLM.generate(self, prompt, sampling_params, request_id, **kwargs)
             async with contextlib.aclosing(plain):
                 async for out in plain:
                     out.reuse = None  # type: ignore[attr-defined]
                     yield out
             return
-        decision = await self._check_cache(request, reuse, threshold)
-        if decision.answer is not None or decision.clauses:
-            # Only outputs made here need the prompt's token ids; a plain miss is vLLM's own.
-            shaper = self._shaper(request_id, prompt, sampling_params)
-        if decision.answer is not None:
-            async for out in self._stream_hit(request_id, decision, shaper):
-                yield out
-            self.reuse_engine.record(decision, ReuseResult(decision.answer, decision.info))
-            return
-        if decision.clauses:
-            outputs = self._perform_subsentence_similarity_search(
-                decision, request_id, sampling_params, shaper, kwargs
-            )
-        else:
-            outputs = self._generate_whole(decision, prompt, sampling_params, request_id, kwargs)
-        async with contextlib.aclosing(outputs):
-            async for out in outputs:
-                yield out
+        backend = VLLMBackend(
+            self, sampling_params, request_id, kwargs, whole=request, prompt=prompt
+        )
+        self._clause_ids[request_id] = backend.sub_request_ids
+        try:
+            outputs = self._outputs(request, backend, opts, prompt, sampling_params, request_id)
+            async with contextlib.aclosing(outputs):
+                async for out in outputs:
+                    yield out
+        finally:
+            self._clause_ids.pop(request_id, None)
 
     async def abort(self, request_id: str | Any, internal: bool = False) -> None:
         """Abort requests, reused ones and the clause sub-requests of compound ones too."""
@@ -170,7 +160,7 @@ class EnhancedAsyncLLM(AsyncLLM):
         for rid in ids:
             if rid in self._reused_streams:
                 self._reused_streams[rid].set()
-            engine_ids += self._clause_ids.get(rid, [rid])
+            engine_ids += [rid, *self._clause_ids.get(rid, [])]
         await super().abort(engine_ids, internal)
 
     async def generate_chat(
@@ -179,152 +169,140 @@ class EnhancedAsyncLLM(AsyncLLM):
         sampling_params: SamplingParams,
         request_id: str,
         *,
-        namespace: str = DEFAULT_NAMESPACE,
-        reuse: bool = True,
-        threshold: float | None = None,
-        question: str | None = None,
+        options: ReuseOptions | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
         """Chat messages through the model's chat template. Reuse goes by the last user
         turn (or by `question` inside it: the rest of the turn, such as retrieved context,
         must then be equal); the system prompt and earlier turns are the conversation's
         fingerprint, so an answer is never replayed into another conversation."""
+        reuse_kwargs, kwargs = split_options(kwargs)
+        opts = ReuseOptions.of(options, **reuse_kwargs)
         request = ReuseRequest(
             messages=messages,
-            namespace=namespace,
-            model=str(self.model_config.model),
+            namespace=opts.namespace,
+            model=self._model_scope(),
             params=self._reuse_params(sampling_params, kwargs.get("lora_request")),
-            question=question,
+            question=opts.question,
         )
         prompt = render_chat(self, [dict(m) for m in messages])
         outputs = self.generate(
-            prompt, sampling_params, request_id, reuse=reuse, threshold=threshold,
-            reuse_request=request, **kwargs,
-        )  # fmt: skip
+            prompt, sampling_params, request_id, options=opts, reuse_request=request, **kwargs
+        )
         async with contextlib.aclosing(outputs):
             async for out in outputs:
                 yield out
 
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        """Close the reuse engine this engine made (waiting for its background stores where
+        it can: see `ReuseEngine.shutdown`), then shut vLLM down."""
+        if self._owns_reuse_engine and getattr(self, "reuse_engine", None) is not None:
+            self.reuse_engine.shutdown()
+        super().shutdown(*args, **kwargs)
+
     async def aclose(self) -> None:
         """Close the reuse engine (waits for background stores) and shut vLLM down."""
-        await self.reuse_engine.aclose()
+        if self._owns_reuse_engine:
+            await self.reuse_engine.aclose()
         self.shutdown()
 
-    # -- the steps (the seed's names) ---------------------------------------------------
+    # -- the seed's hooks onto the pipeline's steps (override to observe or change one) -----
 
     def _generate_hash_id(
         self,
         prompt: Any,
         sampling_params: SamplingParams,
         lora_request: Any,
-        namespace: str,
+        options: ReuseOptions,
     ) -> ReuseRequest | None:
         """The request's key, or None for a prompt reuse cannot key (multimodal, embeds)."""
-        params = self._reuse_params(sampling_params, lora_request)
-        model = str(self.model_config.model)
-        if isinstance(prompt, str):
-            return ReuseRequest(prompt, namespace=namespace, model=model, params=params)
-        if isinstance(prompt, Mapping) and set(prompt) <= {"prompt", "prompt_token_ids"}:
-            if isinstance(prompt.get("prompt"), str):
-                return ReuseRequest(prompt["prompt"], namespace=namespace, model=model,
-                                    params=params)  # fmt: skip
-            if isinstance(prompt.get("prompt_token_ids"), list):
-                return ReuseRequest(prompt_token_ids=prompt["prompt_token_ids"],
-                                    namespace=namespace, model=model, params=params)  # fmt: skip
+        fields: dict[str, Any] = {
+            "namespace": options.namespace,
+            "model": self._model_scope(),
+            "params": self._reuse_params(sampling_params, lora_request),
+        }
+        text: Any = prompt.get("prompt") if isinstance(prompt, Mapping) else prompt
+        if isinstance(prompt, Mapping) and not set(prompt) <= {"prompt", "prompt_token_ids"}:
+            return None
+        if isinstance(text, str):
+            return ReuseRequest(text, question=options.question, **fields)
+        ids = prompt.get("prompt_token_ids") if isinstance(prompt, Mapping) else None
+        if isinstance(ids, list):
+            return ReuseRequest(prompt_token_ids=ids, **fields)
         return None
 
-    async def _check_cache(
-        self, request: ReuseRequest, reuse: bool, threshold: float | None = None
-    ) -> ReuseDecision:
+    async def _check_cache(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision:
         """Exact tiers, then paraphrases of the whole prompt and of its clauses, then an
         identical request in flight."""
-        return await self.reuse_engine.decide(request, threshold=threshold, reuse=reuse)
+        return await self.reuse_engine.pipeline.check(request, options)
 
-    async def _perform_subsentence_similarity_search(
-        self,
-        decision: ReuseDecision,
-        request_id: str,
-        sampling_params: SamplingParams,
-        shaper: OutputShaper,
-        kwargs: dict[str, Any],
-    ) -> AsyncGenerator[RequestOutput, None]:
-        """A compound prompt: reused clauses as they are, missing ones generated through
-        vLLM concurrently, streamed back in clause order as one request."""
-        backend = VLLMBackend(self, sampling_params, request_id, kwargs)
-        self._clause_ids[request_id] = backend.sub_request_ids
-        key = decision.plan.request.hash_id
-        try:
-            with self.reuse_engine.flights.lead(key) as flight:
-                result: ReuseResult | None = None
-                parts = compose(decision, backend, self.reuse_engine.metrics)
-                async with contextlib.aclosing(parts):  # leaving early cancels the clauses
-                    async for item in parts:
-                        if isinstance(item, ReuseResult):
-                            result = item
-                            continue
-                        out = shaper.delta(item, None, decision.info, finished=False)
-                        if out is not None:
-                            yield out
-                assert result is not None
-                final = shaper.delta("", [], result.info, finished=True, finish_reason="stop")
-                assert final is not None
-                yield final
-                self._do_cache_update(decision, result)
-                self._store_similarity_context(decision, result)
-                flight.set_result(result)
-        finally:
-            self._clause_ids.pop(request_id, None)
-
-    async def _generate_whole(
-        self,
-        decision: ReuseDecision,
-        prompt: Any,
-        sampling_params: SamplingParams,
-        request_id: str,
-        kwargs: dict[str, Any],
-    ) -> AsyncGenerator[RequestOutput, None]:
-        """A miss: vLLM's own outputs with `.reuse`; the finished answer is stored."""
-        info = decision.info
-        key = decision.plan.request.hash_id
-        delta = sampling_params.output_kind is RequestOutputKind.DELTA
-        text, tokens, last = "", list[int](), None
-        outputs = super().generate(prompt, sampling_params, request_id, **kwargs)
-        # aclosing: leaving early aborts the vLLM request now, not when it is collected.
-        with self.reuse_engine.flights.lead(key) as flight:
-            async with contextlib.aclosing(outputs):
-                async for out in outputs:
-                    out.reuse = info  # type: ignore[attr-defined]
-                    if out.outputs:
-                        piece = out.outputs[0]
-                        text = text + piece.text if delta else piece.text
-                        tokens = tokens + list(piece.token_ids) if delta else list(piece.token_ids)
-                    last = out
-                    yield out
-            finish = last.outputs[0].finish_reason if last and last.outputs else None
-            if last is not None and last.finished and finish in ("stop", "length"):
-                answer = CachedAnswer(
-                    text, tuple(tokens), finish_reason=finish,
-                    usage={"prompt_tokens": len(last.prompt_token_ids or []),
-                           "completion_tokens": len(tokens)},
-                    source_prompt=decision.plan.request.semantic_text,
-                )  # fmt: skip
-                result = ReuseResult(answer, info)
-                self._do_cache_update(decision, result)
-                self._store_similarity_context(decision, result)
-                flight.set_result(result)
+    def _perform_subsentence_similarity_search(
+        self, decision: ReuseDecision, backend: Backend
+    ) -> AsyncGenerator[Delta | ReuseResult, None]:
+        """Generate what `decision` lacks: a compound prompt's missing clauses through vLLM
+        concurrently (reused clauses as they are), streamed in clause order; or the whole
+        prompt."""
+        return self.reuse_engine.pipeline.generate(decision, backend)
 
     def _do_cache_update(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """Exact tiers: the whole answer and every generated clause."""
-        self.reuse_engine.write_exact(decision.plan.exact_writes(result))
+        self.reuse_engine.pipeline.store_exact(decision, result)
 
     def _store_similarity_context(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """Vector records (in the background), with the embeddings the lookup computed."""
-        plan = decision.plan
-        self.reuse_engine.write_vectors(plan.vector_writes(result), plan.vectors)
+        self.reuse_engine.pipeline.store_vectors(decision, result)
 
-    def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Background work that `flush`/`aclose` of the reuse engine wait for."""
-        self.reuse_engine.background(coro)
+    # -- output shaping --------------------------------------------------------------------
+
+    async def _outputs(
+        self,
+        request: ReuseRequest,
+        backend: VLLMBackend,
+        options: ReuseOptions,
+        prompt: Any,
+        sampling_params: SamplingParams,
+        request_id: str,
+    ) -> AsyncGenerator[RequestOutput, None]:
+        """The pipeline's events as the outputs vLLM's caller expects."""
+        shaper: OutputShaper | None = None
+        info = ReuseInfo(ReuseKind.MISS)
+        hit = native = False
+        held: RequestOutput | None = None  # vLLM's finished output waits for the store
+        events = self.reuse_engine.run(
+            request, backend, options, steps=self._steps, request_id=request_id
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, Decided):
+                    info, hit = event.decision.info, event.decision.answer is not None
+                    if hit or event.decision.clauses:
+                        shaper = self._shaper(request_id, prompt, sampling_params)
+                elif isinstance(event, Delta):
+                    if isinstance(event.native, RequestOutput):
+                        native = True
+                        event.native.reuse = info  # type: ignore[attr-defined]
+                        if event.native.finished:
+                            held = event.native
+                        else:
+                            yield event.native
+                    elif shaper is not None:
+                        shaped = shaper.delta(event.text, None, info, finished=False)
+                        if shaped is not None:
+                            yield shaped
+                elif hit and shaper is not None:
+                    async for reused in self._stream_hit(request_id, event, shaper):
+                        yield reused
+                elif native:
+                    if held is not None:
+                        yield held
+                elif shaper is not None:
+                    final = shaper.delta("", [], event.info, finished=True, finish_reason="stop")
+                    if final is not None:
+                        yield final
+
+    def _model_scope(self) -> str:
+        """The served model: answers never cross models."""
+        return str(self.model_config.model)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -351,21 +329,40 @@ class EnhancedAsyncLLM(AsyncLLM):
         return OutputShaper(request_id, text, ids, params.output_kind, tokenizer)
 
     async def _stream_hit(
-        self, request_id: str, decision: ReuseDecision, shaper: OutputShaper
+        self, request_id: str, result: ReuseResult, shaper: OutputShaper
     ) -> AsyncGenerator[RequestOutput, None]:
         """A reused answer, chunked for streaming callers; `abort` stops it."""
-        assert decision.answer is not None
         aborted = self._reused_streams.setdefault(request_id, asyncio.Event())
         chunk = self.handler_config.performance.hit_stream_chunk_tokens
-        info = decision.info
         try:
-            for out in shaper.answer(decision.answer, info, chunk):
+            for out in shaper.answer(result.answer, result.info, chunk):
                 if aborted.is_set():
                     return
                 yield out
                 await asyncio.sleep(0)  # let an abort or a cancellation in between chunks
         finally:
             self._reused_streams.pop(request_id, None)
+
+
+class _SeedSteps:
+    """The pipeline's steps, routed through the engine's seed-named hooks."""
+
+    def __init__(self, llm: EnhancedAsyncLLM) -> None:
+        self._llm = llm
+
+    async def check(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision:
+        return await self._llm._check_cache(request, options)
+
+    def generate(
+        self, decision: ReuseDecision, backend: Backend
+    ) -> AsyncGenerator[Delta | ReuseResult, None]:
+        return self._llm._perform_subsentence_similarity_search(decision, backend)
+
+    def store_exact(self, decision: ReuseDecision, result: ReuseResult) -> None:
+        self._llm._do_cache_update(decision, result)
+
+    def store_vectors(self, decision: ReuseDecision, result: ReuseResult) -> None:
+        self._llm._store_similarity_context(decision, result)
 
 
 def reuse_info(output: RequestOutput) -> ReuseInfo | None:

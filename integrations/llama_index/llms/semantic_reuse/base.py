@@ -86,17 +86,17 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
-        return _chat_response(self.reuse_client().complete_sync(prompt, params, **options))
+        return _chat_response(self.reuse_client().complete_sync(prompt, params, options=options))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
-        return _chat_response(await self.reuse_client().acomplete(prompt, params, **options))
+        return _chat_response(await self.reuse_client().acomplete(prompt, params, options=options))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
-        items = self.reuse_client().stream_sync(prompt, params, **options)
+        items = self.reuse_client().stream_sync(prompt, params, options=options)
         return _responses(items, _chat_step)
 
     @llm_chat_callback()
@@ -104,7 +104,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
-        items = self.reuse_client().astream(prompt, params, **options)
+        items = self.reuse_client().astream(prompt, params, options=options)
         return _aresponses(items, _chat_step)
 
     # -- completion: the prompt as one user message -------------------------------------------
@@ -112,14 +112,16 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
-        return _completion_response(self.reuse_client().complete_sync(chat, params, **options))
+        return _completion_response(
+            self.reuse_client().complete_sync(chat, params, options=options)
+        )
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
-        completion = await self.reuse_client().acomplete(chat, params, **options)
+        completion = await self.reuse_client().acomplete(chat, params, options=options)
         return _completion_response(completion)
 
     @llm_completion_callback()
@@ -127,7 +129,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
-        items = self.reuse_client().stream_sync(chat, params, **options)
+        items = self.reuse_client().stream_sync(chat, params, options=options)
         return _responses(items, _completion_step)
 
     @llm_completion_callback()
@@ -136,7 +138,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     ) -> CompletionResponseAsyncGen:
         chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
         items: AsyncIterator[str | Completion] = self.reuse_client().astream(
-            chat, params, **options
+            chat, params, options=options
         )
         return _aresponses(items, _completion_step)
 
@@ -156,8 +158,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         self, prompt: PromptInput, kwargs: dict[str, Any], question: str | None = None
     ) -> tuple[PromptInput, Any, Any]:
         kwargs = {k: v for k, v in kwargs.items() if k != "formatted"}
-        options = self.call_options(kwargs)
-        options["question"] = options.get("question") or question
+        options = self.call_options(kwargs, question)
         return prompt, self.sampling(kwargs.pop("stop", None), **kwargs), options
 
 

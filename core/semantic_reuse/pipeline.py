@@ -1,0 +1,189 @@
+"""The one request pipeline: check -> single-flight -> generate what is missing -> store.
+
+Every frontend runs its requests through `Pipeline.run`: the core API (`ReuseEngine.stream`),
+the clients, LangChain, LlamaIndex and `EnhancedAsyncLLM`. A frontend contributes only a
+`Backend` (how to generate) and the shape of its outputs; the steps themselves are
+`PipelineSteps`, which `Pipeline` implements and a frontend may wrap (vLLM maps the seed's
+hook names onto them).
+
+`run` yields, in order: one `Decided` (what the lookups found), `Delta`s of generated or
+reused text (a backend's own output object rides along in `Delta.native`), and last the
+`ReuseResult`. A complete hit yields no `Delta`: the frontend renders the answer as it streams
+(whole, or in chunks). Only complete answers are stored (`storable`), and the store happens
+before the `ReuseResult` is yielded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from semantic_reuse.analysis import Analyzer, scope_of
+from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.backend import Backend, Delta
+from semantic_reuse.options import ReuseOptions
+from semantic_reuse.outcome import ReuseResult
+from semantic_reuse.planning import ReuseDecision, compose, storable
+from semantic_reuse.request import ReuseRequest
+from semantic_reuse.semantic.search import SimilaritySearchHelper
+from semantic_reuse.semantic.store import ScopeFilter
+from semantic_reuse.singleflight import SingleFlight
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The first event of a run: what the lookups found (`decision.answer`: a complete hit)."""
+
+    decision: ReuseDecision
+
+
+PipelineEvent = Decided | Delta | ReuseResult
+
+
+class PipelineSteps(Protocol):
+    """The steps of one request. `Pipeline` implements them; a frontend may pass its own
+    (usually delegating to the pipeline's) to observe or change one step."""
+
+    async def check(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision: ...
+
+    def generate(
+        self, decision: ReuseDecision, backend: Backend
+    ) -> AsyncGenerator[Delta | ReuseResult, None]: ...
+
+    def store_exact(self, decision: ReuseDecision, result: ReuseResult) -> None: ...
+
+    def store_vectors(self, decision: ReuseDecision, result: ReuseResult) -> None: ...
+
+
+class Pipeline:
+    """The request flow of one `ReuseEngine` (its components, single-flight, background
+    stores). Frontends call `run`; the steps are public for `PipelineSteps` wrappers."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self.config = analyzer.config
+        self.cache = analyzer.cache
+        self.semantic = analyzer.semantic
+        self.metrics = analyzer.metrics
+        self._flights: SingleFlight[ReuseResult] = SingleFlight()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def run(
+        self,
+        request: ReuseRequest,
+        backend: Backend,
+        options: ReuseOptions,
+        steps: PipelineSteps | None = None,
+    ) -> AsyncGenerator[PipelineEvent, None]:
+        """One request, start to end (see the module docstring for the events)."""
+        step = steps or self
+        decision = await step.check(request, options)
+        yield Decided(decision)
+        if decision.answer is not None:
+            result = ReuseResult(decision.answer, decision.info)
+            step.store_exact(decision, result)
+            step.store_vectors(decision, result)
+            yield result
+            return
+        with self._flights.lead(request.hash_id) as flight:
+            final: ReuseResult | None = None
+            parts = step.generate(decision, backend)
+            async with contextlib.aclosing(parts):  # leaving early cancels the generation
+                async for item in parts:
+                    if isinstance(item, ReuseResult):
+                        final = item
+                    else:
+                        yield item
+            if final is None:
+                raise RuntimeError("the generate step ended without a ReuseResult")
+            step.store_exact(decision, final)
+            step.store_vectors(decision, final)
+            if storable(final.answer):
+                flight.set_result(final)
+        yield final
+
+    async def check(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision:
+        """The analysis of `request`, then single-flight: when nothing was reusable but an
+        identical request is generating, its answer; when one finished while this one was
+        analysed, that answer (an exact hit on tier "inflight")."""
+        start = time.perf_counter()
+        while True:
+            decision = await self.analyzer.analyze(request, options.threshold, options.reuse)
+            if decision.answer is not None:
+                return decision
+            if request.hash_id in self._flights:
+                shared = await self._flights.follow(request.hash_id)
+                if shared is None:
+                    continue  # the leader failed: look again, maybe lead
+                answer: CachedAnswer | None = shared.answer
+            else:
+                answer = self.cache.memory.get_nowait(request.namespace, request.hash_id)
+            if answer is None:
+                return decision
+            decision.plan.set_exact(answer, "inflight")
+            self.metrics.inc("inflight_shared_total")
+            return decision.plan.decision(time.perf_counter() - start)
+
+    def generate(
+        self, decision: ReuseDecision, backend: Backend
+    ) -> AsyncGenerator[Delta | ReuseResult, None]:
+        """What `decision` lacks, through `backend`: the whole prompt, or the missing clauses
+        concurrently, streamed in clause order."""
+        return compose(decision, backend, self.metrics)
+
+    def store_exact(self, decision: ReuseDecision, result: ReuseResult) -> None:
+        """The exact tiers: the whole answer and every generated clause (L1 now, L2 in the
+        cache's background)."""
+        self.write_exact(decision.plan.exact_writes(result))
+
+    def store_vectors(self, decision: ReuseDecision, result: ReuseResult) -> None:
+        """Durable vector records in the background, with the embeddings the lookup made."""
+        writes = decision.plan.vector_writes(result)
+        if writes:
+            self._track(self.add_vectors(writes, decision.plan.vectors))
+
+    # -- shared with ReuseEngine.store ----------------------------------------------------
+
+    def write_exact(self, writes: Sequence[tuple[ReuseRequest, CachedAnswer]]) -> None:
+        for request, answer in writes:
+            self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
+
+    async def add_vectors(
+        self,
+        items: Sequence[tuple[ReuseRequest, CachedAnswer]],
+        known: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Upsert durable records, grouped by scope. Failures are counted, never raised."""
+        groups: dict[ScopeFilter, list[tuple[str, str, CachedAnswer, Any]]] = {}
+        for request, answer in items:
+            vector = (known or {}).get(request.hash_id)
+            groups.setdefault(scope_of(request), []).append(
+                (request.hash_id, request.semantic_text, answer, vector)
+            )
+        ttl = self.config.cache.vector_ttl_s
+        for scope, group in groups.items():
+            await self.semantic.call(functools.partial(_add_many, group, scope, ttl))
+
+    async def flush(self) -> None:
+        """Wait for the background stores of this pipeline."""
+        while self._background:
+            await asyncio.wait(list(self._background))
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _add_many(
+    group: list[tuple[str, str, CachedAnswer, Any]],
+    scope: ScopeFilter,
+    ttl_s: float | None,
+    search: SimilaritySearchHelper,
+) -> None:
+    await search.add_many(group, scope=scope, ttl_s=ttl_s)
