@@ -8,7 +8,8 @@ import sys
 import textwrap
 import uuid
 
-from semantic_reuse import CachedAnswer, HandlerConfig, MultiLevelCacheManager, ReuseRequest
+from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest
+from semantic_reuse.spi import MultiLevelCacheManager
 
 
 def _config(name: str) -> HandlerConfig:
