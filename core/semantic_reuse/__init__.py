@@ -14,6 +14,7 @@ and spaCy load only when a feature that needs them is used.
 from __future__ import annotations
 
 import importlib
+from types import MappingProxyType
 
 # `typing.TYPE_CHECKING` without importing typing (type checkers and linters know this name).
 TYPE_CHECKING = False
@@ -24,30 +25,32 @@ __version__ = "0.1.0"
 # `ReuseOptions` (semantic_reuse.options) and `SemanticReuseError` (semantic_reuse.errors) come
 # from the request-flow and error-handling branches; in this branch their modules do not exist yet
 # (tests/test_import.py knows): drop this note and the `unused-ignore`s below once both are merged.
-_MODULES = {
-    "Backend": "semantic_reuse.backend",
-    "CachedAnswer": "semantic_reuse.answer",
-    "CallableBackend": "semantic_reuse.backend",
-    "ClauseOutcome": "semantic_reuse.outcome",
-    "Completion": "semantic_reuse.clients.base",
-    "EnhancedAsyncLLM": "semantic_reuse.vllm",
-    "GenerationParams": "semantic_reuse.clients.base",
-    "HandlerConfig": "semantic_reuse.config",
-    "OpenAICompatibleClient": "semantic_reuse.clients.openai_compat",
-    "ReuseClient": "semantic_reuse.clients.base",
-    "ReuseConfig": "semantic_reuse.config",
-    "ReuseDecision": "semantic_reuse.planning",
-    "ReuseEngine": "semantic_reuse.engine",
-    "ReuseHit": "semantic_reuse.outcome",
-    "ReuseInfo": "semantic_reuse.outcome",
-    "ReuseKind": "semantic_reuse.outcome",
-    "ReuseOptions": "semantic_reuse.options",
-    "ReuseRequest": "semantic_reuse.request",
-    "ReuseResult": "semantic_reuse.outcome",
-    "ReuseStream": "semantic_reuse.streaming",
-    "SemanticReuseError": "semantic_reuse.errors",
-    "VLLMClient": "semantic_reuse.clients.local",
-}
+_MODULES = MappingProxyType(
+    {
+        "Backend": "semantic_reuse.backend",
+        "CachedAnswer": "semantic_reuse.answer",
+        "CallableBackend": "semantic_reuse.backend",
+        "ClauseOutcome": "semantic_reuse.outcome",
+        "Completion": "semantic_reuse.clients.base",
+        "EnhancedAsyncLLM": "semantic_reuse.vllm",
+        "GenerationParams": "semantic_reuse.clients.base",
+        "HandlerConfig": "semantic_reuse.config",
+        "OpenAICompatibleClient": "semantic_reuse.clients.openai_compat",
+        "ReuseClient": "semantic_reuse.clients.base",
+        "ReuseConfig": "semantic_reuse.config",
+        "ReuseDecision": "semantic_reuse.planning",
+        "ReuseEngine": "semantic_reuse.engine",
+        "ReuseHit": "semantic_reuse.outcome",
+        "ReuseInfo": "semantic_reuse.outcome",
+        "ReuseKind": "semantic_reuse.outcome",
+        "ReuseOptions": "semantic_reuse.options",
+        "ReuseRequest": "semantic_reuse.request",
+        "ReuseResult": "semantic_reuse.outcome",
+        "ReuseStream": "semantic_reuse.streaming",
+        "SemanticReuseError": "semantic_reuse.errors",
+        "VLLMClient": "semantic_reuse.clients.local",
+    }
+)
 
 __all__ = [
     "Backend",

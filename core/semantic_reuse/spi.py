@@ -22,49 +22,52 @@ first use.
 from __future__ import annotations
 
 import importlib
+from types import MappingProxyType
 
 # `typing.TYPE_CHECKING` without importing typing (type checkers and linters know this name).
 TYPE_CHECKING = False
 
 # Name -> the module that defines it.
-_MODULES = {
-    "DEFAULT_NAMESPACE": "semantic_reuse.request",
-    "AnswerCodec": "semantic_reuse.answer",
-    "AnswerDecodeError": "semantic_reuse.answer",
-    "AnswerTooLargeError": "semantic_reuse.answer",
-    "BreakerState": "semantic_reuse.breaker",
-    "CacheConfig": "semantic_reuse.config",
-    "CacheTier": "semantic_reuse.exact.tiers",
-    "CircuitBreaker": "semantic_reuse.breaker",
-    "CustomRequestOutput": "semantic_reuse.vllm",
-    "Embedder": "semantic_reuse.semantic.embedder",
-    "EmbedderUnavailableError": "semantic_reuse.semantic.embedder",
-    "ExactHit": "semantic_reuse.exact.tiers",
-    "FeatureConfig": "semantic_reuse.config",
-    "HomeLoop": "semantic_reuse.clients.loop",
-    "JSONValue": "semantic_reuse.request",
-    "MemoryTier": "semantic_reuse.exact.memory",
-    "Metrics": "semantic_reuse.metrics",
-    "MultiLevelCacheManager": "semantic_reuse.exact.tiers",
-    "PerformanceConfig": "semantic_reuse.config",
-    "PromptInput": "semantic_reuse.backend",
-    "RedisTier": "semantic_reuse.exact.redis",
-    "ReuseModelSettings": "semantic_reuse.clients.settings",
-    "ScopeFilter": "semantic_reuse.semantic.store",
-    "SemanticConfig": "semantic_reuse.config",
-    "SyncRunner": "semantic_reuse.sync",
-    "VectorMatch": "semantic_reuse.semantic.store",
-    "VectorPoint": "semantic_reuse.semantic.store",
-    "VectorStore": "semantic_reuse.semantic.store",
-    "answer_shaping_params": "semantic_reuse.request",
-    "build_client": "semantic_reuse.clients.factory",
-    "build_embedder": "semantic_reuse.defaults",
-    "build_store": "semantic_reuse.defaults",
-    "check_threshold": "semantic_reuse.semantic.search",
-    "default_engine_args": "semantic_reuse.vllm.model",
-    "reuse_info": "semantic_reuse.vllm",
-    "validate_namespace": "semantic_reuse.request",
-}
+_MODULES = MappingProxyType(
+    {
+        "DEFAULT_NAMESPACE": "semantic_reuse.request",
+        "AnswerCodec": "semantic_reuse.answer",
+        "AnswerDecodeError": "semantic_reuse.answer",
+        "AnswerTooLargeError": "semantic_reuse.answer",
+        "BreakerState": "semantic_reuse.breaker",
+        "CacheConfig": "semantic_reuse.config",
+        "CacheTier": "semantic_reuse.exact.tiers",
+        "CircuitBreaker": "semantic_reuse.breaker",
+        "CustomRequestOutput": "semantic_reuse.vllm",
+        "Embedder": "semantic_reuse.semantic.embedder",
+        "EmbedderUnavailableError": "semantic_reuse.semantic.embedder",
+        "ExactHit": "semantic_reuse.exact.tiers",
+        "FeatureConfig": "semantic_reuse.config",
+        "HomeLoop": "semantic_reuse.clients.loop",
+        "JSONValue": "semantic_reuse.request",
+        "MemoryTier": "semantic_reuse.exact.memory",
+        "Metrics": "semantic_reuse.metrics",
+        "MultiLevelCacheManager": "semantic_reuse.exact.tiers",
+        "PerformanceConfig": "semantic_reuse.config",
+        "PromptInput": "semantic_reuse.backend",
+        "RedisTier": "semantic_reuse.exact.redis",
+        "ReuseModelSettings": "semantic_reuse.clients.settings",
+        "ScopeFilter": "semantic_reuse.semantic.store",
+        "SemanticConfig": "semantic_reuse.config",
+        "SyncRunner": "semantic_reuse.sync",
+        "VectorMatch": "semantic_reuse.semantic.store",
+        "VectorPoint": "semantic_reuse.semantic.store",
+        "VectorStore": "semantic_reuse.semantic.store",
+        "answer_shaping_params": "semantic_reuse.request",
+        "build_client": "semantic_reuse.clients.factory",
+        "build_embedder": "semantic_reuse.defaults",
+        "build_store": "semantic_reuse.defaults",
+        "check_threshold": "semantic_reuse.semantic.search",
+        "default_engine_args": "semantic_reuse.vllm.model",
+        "reuse_info": "semantic_reuse.vllm",
+        "validate_namespace": "semantic_reuse.request",
+    }
+)
 
 __all__ = [
     "DEFAULT_NAMESPACE",
