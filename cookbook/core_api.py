@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from semantic_reuse import CallableBackend, HandlerConfig, ReuseEngine
-from semantic_reuse.vllm.model import default_engine_args
+from semantic_reuse.spi import default_engine_args
 
 
 async def main() -> None:

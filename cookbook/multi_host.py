@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from semantic_reuse import CallableBackend, HandlerConfig, ReuseEngine
-from semantic_reuse.vllm.model import default_engine_args
+from semantic_reuse.spi import default_engine_args
 
 
 def find_services() -> tuple[str | None, str | None]:

@@ -21,8 +21,8 @@ from semantic_reuse import HandlerConfig
 async def main() -> None:
     from vllm import SamplingParams
 
-    from semantic_reuse.vllm import EnhancedAsyncLLM, reuse_info
-    from semantic_reuse.vllm.model import default_engine_args
+    from semantic_reuse import EnhancedAsyncLLM
+    from semantic_reuse.spi import default_engine_args, reuse_info
 
     with tempfile.TemporaryDirectory() as folder:
         config = HandlerConfig(cache={"qdrant_path": Path(folder)})

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from semantic_reuse import RedisTier
+from semantic_reuse.spi import RedisTier
 
 
 @pytest.fixture(scope="session")
@@ -181,8 +181,9 @@ async def enhanced_llm(
 ) -> AsyncIterator[Any]:
     """The seed's usage: `from_vllm_config` with explicit reuse components. It lives on the
     session's event loop: async tests that use it run with loop_scope="session"."""
-    from semantic_reuse import HandlerConfig, MultiLevelCacheManager
+    from semantic_reuse import HandlerConfig
     from semantic_reuse.defaults import build_search_helper_from
+    from semantic_reuse.spi import MultiLevelCacheManager
     from semantic_reuse.vllm import EnhancedAsyncLLM
     from semantic_reuse.vllm.model import default_engine_args
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from semantic_reuse import AnswerCodec, AnswerDecodeError, AnswerTooLargeError, CachedAnswer
+from semantic_reuse import CachedAnswer
+from semantic_reuse.spi import AnswerCodec, AnswerDecodeError, AnswerTooLargeError
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=10),

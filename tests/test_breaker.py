@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from semantic_reuse import BreakerState, CircuitBreaker
+from semantic_reuse.spi import BreakerState, CircuitBreaker
 
 
 class Clock:

@@ -20,7 +20,7 @@ def _row(out: str, shows: str) -> str:
 def test_demo_runs_the_main_job_on_vllm_with_redis(redis_url: str) -> None:
     """`make demo`'s command: vLLM (CPU) serves the default model through EnhancedAsyncLLM."""
     result = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "demo", "--redis-url", redis_url],
+        [sys.executable, "-m", "semantic_reuse.tools.cli", "demo", "--redis-url", redis_url],
         capture_output=True, text=True, timeout=900, check=False, env=WIDE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,7 +40,7 @@ def test_demo_runs_the_main_job_on_vllm_with_redis(redis_url: str) -> None:
 
 def test_engine_demo_without_vllm_or_redis() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "demo", "--no-vllm",
+        [sys.executable, "-m", "semantic_reuse.tools.cli", "demo", "--no-vllm",
          "--redis-url", "redis://127.0.0.1:1/0"],
         capture_output=True, text=True, timeout=300, check=False, env=WIDE,
     )  # fmt: skip
@@ -70,7 +70,7 @@ def test_calibrate_and_bench_quality_on_small_pair_files(tmp_path: Path) -> None
     )
     env_file = tmp_path / "tuned.env"
     calibrate = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "calibrate", "--pairs", str(pairs),
+        [sys.executable, "-m", "semantic_reuse.tools.cli", "calibrate", "--pairs", str(pairs),
          "--target-precision", "0.9", "--write-env", str(env_file)],
         capture_output=True, text=True, timeout=300, check=False, env=WIDE,
     )  # fmt: skip
@@ -80,8 +80,8 @@ def test_calibrate_and_bench_quality_on_small_pair_files(tmp_path: Path) -> None
     assert line in calibrate.stdout
 
     bench = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "bench", "quality", "--pairs", str(pairs),
-         "--json"],
+        [sys.executable, "-m", "semantic_reuse.tools.cli", "bench", "quality",
+         "--pairs", str(pairs), "--json"],
         capture_output=True, text=True, timeout=300, check=False, env=WIDE,
     )  # fmt: skip
     assert bench.returncode == 0, bench.stderr

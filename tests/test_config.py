@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from semantic_reuse import HandlerConfig, PerformanceConfig, ReuseConfig
+from semantic_reuse import HandlerConfig, ReuseConfig
+from semantic_reuse.spi import PerformanceConfig
 
 
 def test_defaults_are_valid_and_alias_is_same_class() -> None:

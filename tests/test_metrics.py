@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from semantic_reuse import Metrics
+from semantic_reuse.spi import Metrics
 
 
 def test_counters_histograms_and_gauges_in_snapshot() -> None:

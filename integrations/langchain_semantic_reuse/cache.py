@@ -38,16 +38,14 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 from loguru import logger
 
-from semantic_reuse import (
+from semantic_reuse import CachedAnswer, HandlerConfig, ReuseEngine, ReuseRequest
+from semantic_reuse.spi import (
     DEFAULT_NAMESPACE,
-    CachedAnswer,
-    HandlerConfig,
-    ReuseEngine,
-    ReuseRequest,
+    JSONValue,
+    answer_shaping_params,
+    check_threshold,
     validate_namespace,
 )
-from semantic_reuse.options import check_threshold
-from semantic_reuse.request import JSONValue, answer_shaping_params
 
 T = TypeVar("T")
 

@@ -21,7 +21,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_semantic_reuse._messages import to_chat
-from semantic_reuse import Completion, GenerationParams, ReuseModelSettings, ReuseOptions
+from semantic_reuse import Completion, GenerationParams, ReuseOptions
+from semantic_reuse.spi import ReuseModelSettings
 
 PROVIDER = "semantic-reuse"
 

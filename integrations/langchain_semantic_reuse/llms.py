@@ -15,7 +15,8 @@ from langchain_core.language_models import LLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from langchain_semantic_reuse.chat_models import ls_params, response_metadata
-from semantic_reuse import Completion, PromptInput, ReuseModelSettings
+from semantic_reuse import Completion
+from semantic_reuse.spi import PromptInput, ReuseModelSettings
 
 
 class SemanticReuseLLM(ReuseModelSettings, LLM):

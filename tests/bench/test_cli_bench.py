@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from semantic_reuse.cli import main
+from semantic_reuse.tools.cli import main
 from tests.bench.conftest import DATASETS
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from semantic_reuse import HandlerConfig
-from semantic_reuse.bench.compound import run_compound
+from semantic_reuse.tools.bench.compound import run_compound
 
 QUERIES = [
     {"id": "f", "lang": "en", "expect": "full",

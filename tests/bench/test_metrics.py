@@ -6,22 +6,22 @@ import math
 
 import pytest
 
-from semantic_reuse.bench.gptcache_baseline import (
+from semantic_reuse.tools.bench.gptcache_baseline import (
     Lookup,
     cosine_of_threshold,
     gptcache_served,
     served_at,
 )
-from semantic_reuse.bench.metrics import (
+from semantic_reuse.tools.bench.metrics import (
     Latency,
     answer_naming,
     cache_owners,
     percentile,
     score_answers,
 )
-from semantic_reuse.bench.report import check_targets, render_markdown
-from semantic_reuse.bench.speed_data import build_texts
-from semantic_reuse.semantic.calibrate import LabelledPair
+from semantic_reuse.tools.bench.report import check_targets, render_markdown
+from semantic_reuse.tools.bench.speed_data import build_texts
+from semantic_reuse.tools.calibrate import LabelledPair
 
 
 def pair(i: int, q1: str, q2: str, label: int) -> LabelledPair:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from semantic_reuse import HandlerConfig
-from semantic_reuse.bench import plots
-from semantic_reuse.bench.gptcache_baseline import GPTCacheBaseline
-from semantic_reuse.bench.quality_compare import compare_quality
-from semantic_reuse.semantic.calibrate import LabelledPair, load_pairs
+from semantic_reuse.tools.bench import plots
+from semantic_reuse.tools.bench.gptcache_baseline import GPTCacheBaseline
+from semantic_reuse.tools.bench.quality_compare import compare_quality
+from semantic_reuse.tools.calibrate import LabelledPair, load_pairs
 from tests.bench.conftest import DATASETS
 
 KNOWN = [

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from semantic_reuse import HandlerConfig
-from semantic_reuse.bench import plots
-from semantic_reuse.bench.speed import SpeedOptions, run_speed
+from semantic_reuse.tools.bench import plots
+from semantic_reuse.tools.bench.speed import SpeedOptions, run_speed
 from tests.bench.conftest import DATASETS
 
 

@@ -8,7 +8,8 @@ import sys
 import textwrap
 import uuid
 
-from semantic_reuse import CachedAnswer, HandlerConfig, MultiLevelCacheManager, ReuseRequest
+from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest
+from semantic_reuse.spi import MultiLevelCacheManager
 
 
 def _config(name: str) -> HandlerConfig:
@@ -27,7 +28,8 @@ async def test_another_process_reads_the_answer_from_shared_memory() -> None:
         await manager.set(key, CachedAnswer("In-memory store.", (5, 6, 7)), namespace="default")
         reader = textwrap.dedent(f"""
             import asyncio
-            from semantic_reuse import HandlerConfig, MultiLevelCacheManager
+            from semantic_reuse import HandlerConfig
+            from semantic_reuse.spi import MultiLevelCacheManager
             async def main():
                 config = HandlerConfig(cache={{"shared_memory": True,
                     "shared_memory_name": "{name}", "shared_memory_bytes": 1 << 20,

@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from semantic_reuse import CachedAnswer, MemoryTier
+from semantic_reuse import CachedAnswer
+from semantic_reuse.spi import MemoryTier
 
 
 class Clock:

@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from semantic_reuse import (
+from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest
+from semantic_reuse.spi import (
     BreakerState,
-    CachedAnswer,
     CircuitBreaker,
-    HandlerConfig,
     MemoryTier,
     MultiLevelCacheManager,
     RedisTier,
-    ReuseRequest,
 )
 
 from ..conftest import PrivateRedis

@@ -6,7 +6,8 @@ import asyncio
 
 import redis.asyncio as redis_client
 
-from semantic_reuse import BreakerState, CachedAnswer, CircuitBreaker, RedisTier
+from semantic_reuse import CachedAnswer
+from semantic_reuse.spi import BreakerState, CircuitBreaker, RedisTier
 
 from ..conftest import PrivateRedis, free_port
 

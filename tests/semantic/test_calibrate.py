@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semantic_reuse.semantic.calibrate import (
+from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.tools.calibrate import (
     LabelledPair,
     SweepPoint,
     calibrate,
@@ -24,7 +25,6 @@ from semantic_reuse.semantic.calibrate import (
     shared_cache_neighbours,
     sweep,
 )
-from semantic_reuse.semantic.guard import MatchGuard
 
 DIM = 8
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from semantic_reuse.bench.e2e import _measure, build_workload
+from semantic_reuse.tools.bench.e2e import _measure, build_workload
 from semantic_reuse.vllm import EnhancedAsyncLLM
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

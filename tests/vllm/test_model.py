@@ -114,7 +114,7 @@ def test_the_cli_subcommand_reports_the_folder(prepared: Prepared) -> None:
     before = _snapshot(prepared.path)
     target = str(prepared.path)
     result = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "prepare-model", "--target", target],
+        [sys.executable, "-m", "semantic_reuse.tools.cli", "prepare-model", "--target", target],
         capture_output=True, text=True, timeout=300, check=False, env=OFFLINE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -126,7 +126,8 @@ def test_the_cli_subcommand_reports_the_folder(prepared: Prepared) -> None:
 def test_the_cli_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     result = subprocess.run(
-        [sys.executable, "-m", "semantic_reuse.cli", "prepare-model", "--target", str(tmp_path)],
+        [sys.executable, "-m", "semantic_reuse.tools.cli", "prepare-model",
+         "--target", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=False, env=OFFLINE,
     )  # fmt: skip
     assert result.returncode == 1

@@ -18,7 +18,8 @@ threshold of 1.0 keeps identical vectors, -1 keeps everything, and a score withi
 Scope (namespace, model, fingerprint) and expiry are filtered inside Qdrant, in the query's payload
 filter, never after the fact. A point is expired when ``expires_at < now``.
 
-Importing this module is cheap: the engines are imported by the implementations' constructors.
+Importing this module is cheap, and it never imports an implementation: the implementations
+import it, and `semantic_reuse.defaults.build_store` picks one from the config.
 """
 
 from __future__ import annotations
@@ -31,23 +32,16 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from semantic_reuse.semantic.edge_store import EdgeStore, open_edge_store
-    from semantic_reuse.semantic.server_store import QdrantServerStore
-
 __all__ = [
-    "EdgeStore",
-    "QdrantServerStore",
     "ScopeFilter",
     "VectorMatch",
     "VectorPoint",
     "VectorStore",
-    "open_edge_store",
 ]
 
 FloatVector = npt.NDArray[np.float32]
@@ -388,16 +382,3 @@ def live_match(records: Iterable[Any], id: str, now: float) -> VectorMatch | Non
 
 def is_expired(match: VectorMatch, now: float) -> bool:
     return match.expires_at is not None and match.expires_at < now
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-exports, so that importing this module does not import an engine."""
-    if name in ("EdgeStore", "open_edge_store"):
-        from semantic_reuse.semantic import edge_store
-
-        return getattr(edge_store, name)
-    if name == "QdrantServerStore":
-        from semantic_reuse.semantic import server_store
-
-        return server_store.QdrantServerStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

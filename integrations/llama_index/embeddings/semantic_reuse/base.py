@@ -15,8 +15,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from semantic_reuse import HandlerConfig
-from semantic_reuse.defaults import build_embedder
-from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.spi import Embedder, build_embedder
 
 
 class SemanticReuseEmbedding(BaseEmbedding):

@@ -30,7 +30,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.llm import LLM
 from llama_index.core.prompts import BasePromptTemplate
 
-from semantic_reuse import Completion, PromptInput, ReuseModelSettings
+from semantic_reuse import Completion
+from semantic_reuse.spi import PromptInput, ReuseModelSettings
 
 R = TypeVar("R")
 

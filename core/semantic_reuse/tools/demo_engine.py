@@ -16,8 +16,8 @@ from rich.table import Table
 
 from semantic_reuse.backend import CallableBackend, PromptInput
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.demo import describe, pick_redis
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.tools.demo import describe, pick_redis
 
 SESSION: list[tuple[str, str, str]] = [
     # (what it shows, tenant, prompt)

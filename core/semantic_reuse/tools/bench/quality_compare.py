@@ -2,9 +2,9 @@
 
 1. Every distinct text of the file is embedded once with the configured embedder.
 2. The engine runs the shared-cache protocol with its default configuration on those
-   vectors (:func:`~semantic_reuse.bench.quality.run_quality`): the headline point.
+   vectors (:func:`~semantic_reuse.tools.bench.quality.run_quality`): the headline point.
 3. Its threshold sweep replays the engine's reuse decision (threshold, margin, guard) on the
-   precomputed neighbours (:mod:`semantic_reuse.semantic.calibrate`); it leaves out clause
+   precomputed neighbours (:mod:`semantic_reuse.tools.calibrate`); it leaves out clause
    splitting, so at the default threshold it can differ slightly from the engine's point.
 4. GPTCache (:mod:`.gptcache_baseline`) gets every distinct q1 through its ``put`` and every
    q2 through its ``get``, at its default threshold 0.8; the ranks it computed give its sweep.
@@ -20,26 +20,26 @@ from typing import Any
 
 import numpy as np
 
-from semantic_reuse.bench.embeddings import PrecomputedEmbedder, embed_all
-from semantic_reuse.bench.gptcache_baseline import (
+from semantic_reuse.config import HandlerConfig
+from semantic_reuse.defaults import build_embedder
+from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.tools.bench.embeddings import PrecomputedEmbedder, embed_all
+from semantic_reuse.tools.bench.gptcache_baseline import (
     GPTCACHE_DEFAULT_THRESHOLD,
     GPTCacheBaseline,
     Lookup,
     cosine_of_threshold,
     gptcache_served,
 )
-from semantic_reuse.bench.metrics import answer_naming, cache_owners, score_answers
-from semantic_reuse.bench.quality import QualityReport, run_quality
-from semantic_reuse.config import HandlerConfig
-from semantic_reuse.defaults import build_embedder
-from semantic_reuse.semantic.calibrate import (
+from semantic_reuse.tools.bench.metrics import answer_naming, cache_owners, score_answers
+from semantic_reuse.tools.bench.quality import QualityReport, run_quality
+from semantic_reuse.tools.calibrate import (
     LabelledPair,
     SweepPoint,
     shared_cache_neighbours,
     sweep_neighbours,
 )
-from semantic_reuse.semantic.embedder import Embedder
-from semantic_reuse.semantic.guard import MatchGuard
 
 Progress = Callable[[str, int, int], None]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from semantic_reuse.semantic.calibrate import LabelledPair, SweepPoint, score_choices
+from semantic_reuse.tools.calibrate import LabelledPair, SweepPoint, score_choices
 
 
 def answer_naming(pair_index: int) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from semantic_reuse.semantic.calibrate import LabelledPair, load_pairs
+from semantic_reuse.tools.calibrate import LabelledPair, load_pairs
 
 PAIR_FILES = ("qqp_dev_5k.jsonl", "gptcache_mock_pairs.jsonl", "lcqmc_dev.jsonl")
 SEED = 20261125

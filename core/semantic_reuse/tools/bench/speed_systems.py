@@ -5,7 +5,7 @@
   and 100k is HNSW). Built folders are cached under the bench cache and copied per run.
 - ``qdrant-local``: the same engine on ``qdrant-client``'s local mode (the path to a Qdrant
   server, brute-force numpy in-process; it is the tests' stand-in for a server).
-- ``gptcache``: :class:`~semantic_reuse.bench.gptcache_baseline.GPTCacheBaseline`, whose
+- ``gptcache``: :class:`~semantic_reuse.tools.bench.gptcache_baseline.GPTCacheBaseline`, whose
   embedding function calls the embedder it is given on each text, one at a time.
 
 Every lookup is a whole lookup: embedding, search and decision (plus the exact tiers and
@@ -25,8 +25,6 @@ import numpy as np
 
 from semantic_reuse.analysis import scope_of
 from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.bench.embeddings import texts_digest
-from semantic_reuse.bench.gptcache_baseline import GPTCacheBaseline
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper_from
@@ -39,6 +37,8 @@ from semantic_reuse.semantic.embedder import Embedder, FloatMatrix, slug
 from semantic_reuse.semantic.guard import MatchGuard
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.semantic.server_store import QdrantServerStore
+from semantic_reuse.tools.bench.embeddings import texts_digest
+from semantic_reuse.tools.bench.gptcache_baseline import GPTCacheBaseline
 
 #: Unindexed points at which an Edge folder builds its HNSW index (EdgeStore's default).
 EDGE_INDEX_AT = 20_000

@@ -18,10 +18,10 @@ DEFAULT_DATASETS = Path("..") / "shared" / "datasets"
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
     if args.no_vllm:
-        from semantic_reuse.demo_engine import run_engine_demo
+        from semantic_reuse.tools.demo_engine import run_engine_demo
 
         return asyncio.run(run_engine_demo(args.redis_url, console))
-    from semantic_reuse.demo import run_demo
+    from semantic_reuse.tools.demo import run_demo
 
     return asyncio.run(run_demo(args.redis_url, console))
 
@@ -55,7 +55,7 @@ def _prepare_model(args: argparse.Namespace, console: Console) -> int:
 
 
 def _calibrate(args: argparse.Namespace, console: Console) -> int:
-    from semantic_reuse.calibration import run_calibrate
+    from semantic_reuse.tools.calibration import run_calibrate
 
     return run_calibrate(args, console)
 
@@ -72,7 +72,7 @@ def _bench_quality(args: argparse.Namespace, console: Console) -> int:
         return _bench_quality_compare(args, config, console)
     from rich.progress import Progress
 
-    from semantic_reuse.bench.quality import quality
+    from semantic_reuse.tools.bench.quality import quality
 
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"shared-cache protocol on {args.pairs.name}", total=None)
@@ -96,12 +96,12 @@ def _bench_quality(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench_quality_compare(args: argparse.Namespace, config: Any, console: Console) -> int:
-    from semantic_reuse.bench import plots
-    from semantic_reuse.bench.embeddings import bench_cache_dir
-    from semantic_reuse.bench.progress import progress_bar
-    from semantic_reuse.bench.quality_compare import compare_quality
-    from semantic_reuse.bench.report import quality_table
-    from semantic_reuse.semantic.calibrate import load_pairs
+    from semantic_reuse.tools.bench import plots
+    from semantic_reuse.tools.bench.embeddings import bench_cache_dir
+    from semantic_reuse.tools.bench.progress import progress_bar
+    from semantic_reuse.tools.bench.quality_compare import compare_quality
+    from semantic_reuse.tools.bench.report import quality_table
+    from semantic_reuse.tools.calibrate import load_pairs
 
     pairs = load_pairs(args.pairs)[: args.limit]
     if not pairs:
@@ -123,12 +123,12 @@ def _bench_quality_compare(args: argparse.Namespace, config: Any, console: Conso
 
 
 def _bench_speed(args: argparse.Namespace, console: Console) -> int:
-    from semantic_reuse.bench import plots
-    from semantic_reuse.bench.progress import progress_bar
-    from semantic_reuse.bench.report import speed_table, throughput_table
-    from semantic_reuse.bench.speed import SpeedOptions, run_speed
-    from semantic_reuse.bench.suite import redis_if_up
     from semantic_reuse.config import HandlerConfig
+    from semantic_reuse.tools.bench import plots
+    from semantic_reuse.tools.bench.progress import progress_bar
+    from semantic_reuse.tools.bench.report import speed_table, throughput_table
+    from semantic_reuse.tools.bench.speed import SpeedOptions, run_speed
+    from semantic_reuse.tools.bench.suite import redis_if_up
 
     options = SpeedOptions(
         sizes=tuple(args.sizes), systems=tuple(args.systems), probes=args.probes,
@@ -150,9 +150,9 @@ def _bench_speed(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench_all(args: argparse.Namespace, console: Console) -> int:
-    from semantic_reuse.bench.progress import progress_bar
-    from semantic_reuse.bench.speed import SpeedOptions
-    from semantic_reuse.bench.suite import SuiteOptions, default_out, run_all
+    from semantic_reuse.tools.bench.progress import progress_bar
+    from semantic_reuse.tools.bench.speed import SpeedOptions
+    from semantic_reuse.tools.bench.suite import SuiteOptions, default_out, run_all
 
     out = args.out or default_out()
     command = "semantic-reuse bench all" + (" --no-e2e" if args.no_e2e else "")
@@ -175,7 +175,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def _bench_e2e(args: argparse.Namespace, console: Console) -> int:
-    from semantic_reuse.bench.e2e import run_e2e
+    from semantic_reuse.tools.bench.e2e import run_e2e
 
     with console.status("Running the workload through AsyncLLM and EnhancedAsyncLLM..."):
         report = asyncio.run(run_e2e(args.datasets, n_new=args.new, concurrency=args.concurrency))
@@ -186,8 +186,8 @@ def _bench_e2e(args: argparse.Namespace, console: Console) -> int:
 def _bench_compound(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import Progress
 
-    from semantic_reuse.bench.compound import compound
     from semantic_reuse.config import HandlerConfig
+    from semantic_reuse.tools.bench.compound import compound
 
     config = HandlerConfig()
     if args.embedder:

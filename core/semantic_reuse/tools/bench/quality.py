@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semantic_reuse.bench.metrics import answer_naming, cache_owners, score_answers
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper_from
 from semantic_reuse.engine import ReuseEngine
-from semantic_reuse.semantic.calibrate import LabelledPair, SweepPoint, load_pairs
 from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.tools.bench.metrics import answer_naming, cache_owners, score_answers
+from semantic_reuse.tools.calibrate import LabelledPair, SweepPoint, load_pairs
 
 Progress = Callable[[int, int], None]
 

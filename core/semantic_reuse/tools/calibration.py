@@ -17,7 +17,8 @@ from rich.table import Table
 
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder
-from semantic_reuse.semantic.calibrate import (
+from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.tools.calibrate import (
     SweepPoint,
     choose_threshold,
     default_thresholds,
@@ -25,7 +26,6 @@ from semantic_reuse.semantic.calibrate import (
     load_pairs,
     sweep_neighbours,
 )
-from semantic_reuse.semantic.guard import MatchGuard
 
 ENV_NAME = "SEMANTIC_REUSE_SIMILARITY_THRESHOLD"
 

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from semantic_reuse.bench import plots
-from semantic_reuse.bench.compound import compound
-from semantic_reuse.bench.embeddings import bench_cache_dir
-from semantic_reuse.bench.quality_compare import compare_quality
-from semantic_reuse.bench.report import check_targets, render_markdown
-from semantic_reuse.bench.speed import SpeedOptions, run_speed
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder
-from semantic_reuse.semantic.calibrate import load_pairs
 from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.tools.bench import plots
+from semantic_reuse.tools.bench.compound import compound
+from semantic_reuse.tools.bench.embeddings import bench_cache_dir
+from semantic_reuse.tools.bench.quality_compare import compare_quality
+from semantic_reuse.tools.bench.report import check_targets, render_markdown
+from semantic_reuse.tools.bench.speed import SpeedOptions, run_speed
+from semantic_reuse.tools.calibrate import load_pairs
 
 Progress = Callable[[str, int, int], None]
 
@@ -157,7 +157,7 @@ def run_all(options: SuiteOptions, progress: Progress | None = None) -> dict[str
     _speed_plots(speed, options.out)
     results["speed"] = speed
     if options.e2e and vllm_available():
-        from semantic_reuse.bench.e2e import run_e2e
+        from semantic_reuse.tools.bench.e2e import run_e2e
 
         if progress:
             progress("e2e through vLLM", 0, 1)

@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semantic_reuse.bench.embeddings import bench_cache_dir, embed_all
-from semantic_reuse.bench.metrics import Latency
-from semantic_reuse.bench.speed_data import SpeedTexts, load_speed_texts
-from semantic_reuse.bench.speed_systems import EngineTarget, GPTCacheTarget, Target
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder, build_search_helper_from, build_splitter
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.tools.bench.embeddings import bench_cache_dir, embed_all
+from semantic_reuse.tools.bench.metrics import Latency
+from semantic_reuse.tools.bench.speed_data import SpeedTexts, load_speed_texts
+from semantic_reuse.tools.bench.speed_systems import EngineTarget, GPTCacheTarget, Target
 
 Progress = Callable[[str, int, int], None]
 
