@@ -2,7 +2,12 @@
 
 This module is the public API and nothing else. Importing it is cheap: vLLM,
 torch and spaCy load only when a feature that needs them is used.
+
+The library logs through loguru and is silent until the application asks for its logs:
+``from loguru import logger; logger.enable("semantic_reuse")`` (docs/operations.md).
 """
+
+from loguru import logger
 
 from semantic_reuse.answer import (
     AnswerCodec,
@@ -27,6 +32,14 @@ from semantic_reuse.config import (
     SemanticConfig,
 )
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import (
+    ComponentUnavailableError,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidTypeError,
+    SemanticReuseError,
+    UsageError,
+)
 from semantic_reuse.exact.memory import MemoryTier
 from semantic_reuse.exact.redis import RedisTier
 from semantic_reuse.exact.tiers import CacheTier, ExactHit, MultiLevelCacheManager
@@ -37,6 +50,8 @@ from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, validate_nam
 from semantic_reuse.streaming import ReuseStream
 
 __version__ = "0.1.0"
+
+logger.disable("semantic_reuse")  # a library installs no sink and is silent by default
 
 _LAZY = {"EnhancedAsyncLLM", "CustomRequestOutput"}  # need vLLM: imported on first use
 
@@ -63,6 +78,8 @@ __all__ = [
     "CircuitBreaker",
     "ClauseOutcome",
     "Completion",
+    "ComponentUnavailableError",
+    "ConfigurationError",
     "CustomRequestOutput",
     "EnhancedAsyncLLM",
     "ExactHit",
@@ -70,6 +87,8 @@ __all__ = [
     "GenerationParams",
     "HandlerConfig",
     "HomeLoop",
+    "InvalidRequestError",
+    "InvalidTypeError",
     "MemoryTier",
     "Metrics",
     "MultiLevelCacheManager",
@@ -89,6 +108,8 @@ __all__ = [
     "ReuseResult",
     "ReuseStream",
     "SemanticConfig",
+    "SemanticReuseError",
+    "UsageError",
     "VLLMClient",
     "__version__",
     "build_client",

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol, runtime_checkable
 
 from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.request import ReuseRequest
 
 BackendChunk = str | CachedAnswer
@@ -32,7 +33,7 @@ class CallableBackend:
         fn: Callable[[PromptInput, Any], Awaitable[str | CachedAnswer] | AsyncIterator[str]],
     ) -> None:
         if not callable(fn):
-            raise TypeError(f"fn must be an async function, got {type(fn).__name__}")
+            raise InvalidTypeError(f"fn must be an async function, got {type(fn).__name__}")
         self._fn = fn
 
     async def stream(self, request: ReuseRequest) -> AsyncIterator[BackendChunk]:
@@ -42,19 +43,19 @@ class CallableBackend:
         elif request.messages is not None:
             prompt = request.messages
         else:
-            raise ValueError("CallableBackend needs a text or chat prompt, not token ids")
+            raise InvalidRequestError("CallableBackend needs a text or chat prompt, not token ids")
         result = self._fn(prompt, request.params)
         if inspect.isasyncgen(result) or isinstance(result, AsyncIterator):
             parts: list[str] = []
             async for delta in result:
                 if not isinstance(delta, str):
-                    raise TypeError(f"a streaming backend must yield str, got {type(delta)}")
+                    raise InvalidTypeError(f"a streaming backend must yield str, got {type(delta)}")
                 parts.append(delta)
                 yield delta
             yield CachedAnswer("".join(parts), source_prompt=request.semantic_text)
             return
         if not inspect.isawaitable(result):
-            raise TypeError("fn must be an async function or an async generator function")
+            raise InvalidTypeError("fn must be an async function or an async generator function")
         value = await result
         answer = CachedAnswer.from_any(value, source_prompt=request.semantic_text)
         if answer.text:

@@ -35,6 +35,7 @@ from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper, build_splitter
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.outcome import ReuseHit, ReuseResult
@@ -200,7 +201,7 @@ class ReuseEngine:
         context around it must then be equal; see `ReuseRequest.question`)."""
         check_threshold(threshold, "threshold")
         if not isinstance(backend, Backend):
-            raise TypeError("backend must have an async stream(request) method (a Backend)")
+            raise InvalidTypeError("backend must have an async stream(request) method (a Backend)")
         request = self._request(prompt, namespace, model, params, question)
         rid = request_id or uuid.uuid4().hex[:16]
         return ReuseStream(self._run(request, backend, threshold, reuse, rid))
@@ -230,7 +231,7 @@ class ReuseEngine:
         """Delete answers stored more than `age_s` seconds ago from memory and the vector
         store (Redis entries expire on their TTL: scanning a shared Redis is not cheap)."""
         if isinstance(age_s, bool) or not isinstance(age_s, (int, float)) or age_s < 0:
-            raise ValueError(f"age_s must be a number >= 0, got {age_s!r}")
+            raise InvalidRequestError(f"age_s must be a number >= 0, got {age_s!r}")
         cutoff = time.time() - age_s
         await self.cache.memory.drop_created_before(cutoff)
         await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))
@@ -308,13 +309,15 @@ class ReuseEngine:
     ) -> ReuseRequest:  # fmt: skip
         if isinstance(prompt, str):
             if not prompt.strip():
-                raise ValueError("prompt must not be empty")
+                raise InvalidRequestError("prompt must not be empty")
             return ReuseRequest(prompt, namespace=namespace, model=model, params=params,
                                 question=question)  # fmt: skip
         if isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes, bytearray)):
             return ReuseRequest(messages=prompt, namespace=namespace, model=model, params=params,
                                 question=question)  # fmt: skip
-        raise TypeError(f"prompt must be a str or a list of messages, got {type(prompt).__name__}")
+        raise InvalidTypeError(
+            f"prompt must be a str or a list of messages, got {type(prompt).__name__}"
+        )
 
     async def _run(
         self, request: ReuseRequest, backend: Backend, threshold: float | None, reuse: bool,

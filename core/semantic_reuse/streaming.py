@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Self
 
+from semantic_reuse.errors import UsageError
 from semantic_reuse.outcome import ReuseResult
 
 
@@ -35,7 +36,7 @@ class ReuseStream:
     @property
     def result(self) -> ReuseResult:
         if self._result is None:
-            raise RuntimeError("the stream has not finished: iterate it to the end first")
+            raise UsageError("the stream has not finished: iterate it to the end first")
         return self._result
 
     async def aclose(self) -> None:

@@ -44,6 +44,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+
 from .rules import count_cjk
 
 __all__ = ["ChineseClauseSplitter"]
@@ -130,7 +132,7 @@ class ChineseClauseSplitter:
 
     def __init__(self, *, max_chars: int = 1000) -> None:
         if max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+            raise InvalidRequestError(f"max_chars must be >= 1, got {max_chars}")
         self.max_chars = max_chars
         self._pos: Any = None
         self._lock = threading.Lock()
@@ -167,7 +169,7 @@ class ChineseClauseSplitter:
 
     def split(self, text: str) -> list[str]:
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+            raise InvalidTypeError(f"text must be str, got {type(text).__name__}")
         text = text.strip()
         if not text or len(text) > self.max_chars:
             return []

@@ -17,6 +17,7 @@ from typing import Any
 from semantic_reuse.backend import PromptInput
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.outcome import ReuseInfo
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
 from semantic_reuse.semantic.search import check_threshold
@@ -39,7 +40,7 @@ class GenerationParams:
         _check_number("seed", self.seed, integer=True)
         stop = self.stop
         if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
-            raise TypeError("stop must be a sequence of non-empty strings")
+            raise InvalidTypeError("stop must be a sequence of non-empty strings")
         object.__setattr__(self, "stop", tuple(stop))
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,14 +65,14 @@ def _check_number(
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an int" if integer else "a number"
-        raise TypeError(f"{name} must be {kind} or None, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be {kind} or None, got {type(value).__name__}")
     if (
         not math.isfinite(value)
         or (low is not None and value < low)
         or (high is not None and value > high)
     ):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+        raise InvalidRequestError(f"{name} must be {bounds}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,16 +203,16 @@ class ReuseClient(abc.ABC):
         question: str | None = None,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         if params is not None and not isinstance(params, GenerationParams):
-            raise TypeError(f"params must be GenerationParams, got {type(params).__name__}")
+            raise InvalidTypeError(f"params must be GenerationParams, got {type(params).__name__}")
         if isinstance(prompt, str):
             if not prompt.strip():
-                raise ValueError("prompt must not be empty")
+                raise InvalidRequestError("prompt must not be empty")
         elif not isinstance(prompt, list | tuple) or not prompt:
-            raise TypeError("prompt must be a non-empty str or a non-empty list of messages")
+            raise InvalidTypeError("prompt must be a non-empty str or a non-empty list of messages")
         check_threshold(threshold, "threshold")
         namespace = validate_namespace(namespace)
         if question is not None and (not isinstance(question, str) or not question.strip()):
-            raise ValueError("question must be a non-empty str or None")
+            raise InvalidRequestError("question must be a non-empty str or None")
         return self._stream(prompt, params or GenerationParams(), namespace=namespace,
                             reuse=bool(reuse), threshold=threshold, question=question)  # fmt: skip
 
@@ -219,7 +220,7 @@ class ReuseClient(abc.ABC):
 def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
     unknown = set(kwargs) - {"namespace", "reuse", "threshold", "question"}
     if unknown:
-        raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+        raise InvalidTypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
     return kwargs
 
 

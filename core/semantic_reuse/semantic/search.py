@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from semantic_reuse.answer import AnswerDecodeError, CachedAnswer
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.semantic.decision import Candidate, MatchDecision, ReusePolicy
 from semantic_reuse.semantic.store import ScopeFilter, VectorMatch, VectorPoint, VectorStore
@@ -71,9 +72,9 @@ def check_threshold(value: float | None, name: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        raise InvalidRequestError(f"{name} must be in [0, 1], got {value!r}")
 
 
 class SimilaritySearchHelper:
@@ -90,7 +91,7 @@ class SimilaritySearchHelper:
     ) -> None:
         check_threshold(candidate_threshold, "candidate_threshold")
         if embedder.dim != store.dim:
-            raise ValueError(f"embedder dim {embedder.dim} != store dim {store.dim}")
+            raise ConfigurationError(f"embedder dim {embedder.dim} != store dim {store.dim}")
         self.embedder = embedder
         self.store = store
         self.policy = policy
@@ -128,7 +129,7 @@ class SimilaritySearchHelper:
         batch, one vector-store round trip."""
         check_threshold(similarity_threshold, "similarity_threshold")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+            raise InvalidRequestError(f"top_k must be an int >= 1, got {top_k!r}")
         if not prompts:
             return []
         policy = self.policy
