@@ -55,9 +55,13 @@ def redact_url(url: str) -> str:
         if any(_SECRET_QUERY.search(name) for name, _ in pairs):
             masked = [(n, MASK if _SECRET_QUERY.search(n) else v) for n, v in pairs]
             query = urlencode(masked, safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # Edit the text in place (urlunsplit would drop the empty netloc of unix:///path): the
+    # netloc is the first occurrence of itself, the query starts at the first "?".
+    if netloc != parts.netloc:
+        url = url.replace(parts.netloc, netloc, 1)
+    if query != parts.query:
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    return url
 
 
 def endpoint_scope(url: str) -> str:
