@@ -39,6 +39,7 @@ How a text is split
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -147,6 +148,9 @@ class ChineseClauseSplitter:
                     import jieba.posseg
 
                     tokenizer = jieba.Tokenizer()
+                    # jieba prints its dictionary loading on stderr through its own logger
+                    # (as the guard's segmenter does: keep it at WARNING)
+                    logging.getLogger(jieba.__name__).setLevel(logging.WARNING)
                     tokenizer.initialize()
                     pos = jieba.posseg.POSTokenizer(tokenizer)
                     self._pos = pos
