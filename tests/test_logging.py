@@ -208,6 +208,77 @@ async def test_enabled_logs_carry_one_line_per_failure_and_no_prompt_or_secret(
     assert PASSWORD not in text
 
 
+HOLDER = """
+import sys
+from semantic_reuse import HandlerConfig
+from semantic_reuse.defaults import build_store
+
+config = HandlerConfig(cache={"qdrant_path": sys.argv[1]})
+store = build_store(config, sys.argv[2], int(sys.argv[3]))
+print("holding", flush=True)
+sys.stdin.read()  # the Edge folder stays open (and locked) until the test closes stdin
+"""
+
+
+@pytest.fixture
+def busy_store(tmp_path: Path, minilm: Any) -> Iterator[Path]:
+    """The default Edge folder of the bundled embedder, held open by another process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path), minilm.name, str(minilm.dim)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        yield tmp_path
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+async def test_a_busy_store_is_silent_by_default_and_one_line_when_enabled(
+    busy_store: Path, splitter: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The README's case: the default store is held by another process. Every request
+    falls through to the model; the application sees nothing, or one line if it asked."""
+    config = HandlerConfig(cache={"qdrant_path": busy_store}, performance=FRAGILE)
+
+    async def use() -> ReuseEngine:
+        engine = ReuseEngine(config, splitter=splitter)
+        for n in range(3):
+            result = await engine.generate(f"Question {n} from {MARKER}?", CallableBackend(_model))
+            assert result.info.kind is ReuseKind.MISS
+        await engine.aclose()
+        return engine
+
+    capfd.readouterr()
+    names: list[str] = []  # the application's own sink at DEBUG, our logs not enabled
+    sink = logger.add(lambda m: names.append(m.record["name"] or ""), level="DEBUG")
+    try:
+        silent = await use()
+    finally:
+        logger.remove(sink)
+    assert silent.semantic.breaker.opened_count == 1  # the store really could not be opened
+    assert [name for name in names if name.startswith("semantic_reuse")] == []
+    err = capfd.readouterr().err
+    assert [
+        line for line in err.splitlines() if line.strip() and "Loading weights" not in line
+    ] == []
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="INFO")
+    logger.enable("semantic_reuse")
+    try:
+        await use()
+    finally:
+        logger.disable("semantic_reuse")
+        logger.remove(sink)
+    assert len(lines) == 1, lines
+    assert "semantic unavailable (ComponentUnavailableError: cannot open the Edge store" in lines[0]
+    assert lines[0].count("\n") == 1
+    assert MARKER not in lines[0]
+
+
 def test_describe_error_is_one_line_without_userinfo() -> None:
     error = ConnectionError(f"cannot reach redis://:{PASSWORD}@cache:6379/0\nretrying\tlater")
     line = describe_error(error)
