@@ -14,6 +14,7 @@ and spaCy load only when a feature that needs them is used.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import MappingProxyType
 
 # `typing.TYPE_CHECKING` without importing typing (type checkers and linters know this name).
@@ -21,10 +22,13 @@ TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
+# A library installs no sink and is silent until the application asks for its logs:
+# `from loguru import logger; logger.enable("semantic_reuse")` (docs/operations.md). With loguru
+# loaded already that is settled now; otherwise by the first of our modules that logs (`_log`).
+if "loguru" in sys.modules:
+    importlib.import_module("semantic_reuse._log")
+
 # Public name -> the module that defines it.
-# `ReuseOptions` (semantic_reuse.options) and `SemanticReuseError` (semantic_reuse.errors) come
-# from the request-flow and error-handling branches; in this branch their modules do not exist yet
-# (tests/test_import.py knows): drop this note and the `unused-ignore`s below once both are merged.
 _MODULES = MappingProxyType(
     {
         "Backend": "semantic_reuse.backend",
@@ -86,7 +90,7 @@ if TYPE_CHECKING:
     from semantic_reuse.clients.openai_compat import OpenAICompatibleClient
     from semantic_reuse.config import HandlerConfig, ReuseConfig
     from semantic_reuse.engine import ReuseEngine
-    from semantic_reuse.errors import SemanticReuseError  # type: ignore[import-not-found, unused-ignore]
+    from semantic_reuse.errors import SemanticReuseError
     from semantic_reuse.options import ReuseOptions
     from semantic_reuse.outcome import ClauseOutcome, ReuseHit, ReuseInfo, ReuseKind, ReuseResult
     from semantic_reuse.planning import ReuseDecision

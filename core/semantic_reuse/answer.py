@@ -17,20 +17,15 @@ from typing import Any
 import msgpack
 
 from semantic_reuse.config import CodecFormat
+from semantic_reuse.errors import AnswerDecodeError as AnswerDecodeError  # re-exported
+from semantic_reuse.errors import AnswerTooLargeError as AnswerTooLargeError
+from semantic_reuse.errors import InvalidTypeError
 from semantic_reuse.request import JSONValue
 
 MAGIC = b"SR"
 CODEC_VERSION = 1
 _FORMAT_BYTES: dict[str, bytes] = {"msgpack": b"m", "json": b"j"}
 _FORMATS_BY_BYTE = {v: k for k, v in _FORMAT_BYTES.items()}
-
-
-class AnswerDecodeError(ValueError):
-    """A cached value that is not a valid answer of this codec version."""
-
-
-class AnswerTooLargeError(ValueError):
-    """An answer whose encoding exceeds the configured size cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +42,7 @@ class CachedAnswer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
-            raise TypeError(f"text must be a str, got {type(self.text).__name__}")
+            raise InvalidTypeError(f"text must be a str, got {type(self.text).__name__}")
         object.__setattr__(self, "token_ids", tuple(int(t) for t in self.token_ids))
 
     @property
@@ -71,7 +66,7 @@ class CachedAnswer:
         if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
             if all(isinstance(t, int) and not isinstance(t, bool) for t in value):
                 return cls(text="", token_ids=tuple(value), source_prompt=source_prompt)
-            raise TypeError("a sequence answer must hold token ids (ints)")
+            raise InvalidTypeError("a sequence answer must hold token ids (ints)")
         outputs = getattr(value, "outputs", None)
         if isinstance(outputs, Sequence) and outputs:
             completion = outputs[0]
@@ -82,7 +77,7 @@ class CachedAnswer:
             )
         if hasattr(value, "text") and hasattr(value, "token_ids"):
             return cls._from_completion(value, source_prompt, None)
-        raise TypeError(
+        raise InvalidTypeError(
             "answer must be a str, a list of token ids, a CachedAnswer or a RequestOutput-like "
             f"object; got {type(value).__name__}"
         )

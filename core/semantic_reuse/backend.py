@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.request import ReuseRequest
 
 PromptInput = str | Sequence[Mapping[str, Any]]
@@ -57,9 +58,9 @@ class CallableBackend:
         model: str | None = None,
     ) -> None:
         if not callable(fn):
-            raise TypeError(f"fn must be an async function, got {type(fn).__name__}")
+            raise InvalidTypeError(f"fn must be an async function, got {type(fn).__name__}")
         if model is not None and (not isinstance(model, str) or not model):
-            raise TypeError(f"model must be a non-empty str or None, got {model!r}")
+            raise InvalidTypeError(f"model must be a non-empty str or None, got {model!r}")
         self._fn = fn
         self.model_name = model
 
@@ -70,19 +71,19 @@ class CallableBackend:
         elif request.messages is not None:
             prompt = request.messages
         else:
-            raise ValueError("CallableBackend needs a text or chat prompt, not token ids")
+            raise InvalidRequestError("CallableBackend needs a text or chat prompt, not token ids")
         result = self._fn(prompt, request.params)
         if inspect.isasyncgen(result) or isinstance(result, AsyncIterator):
             parts: list[str] = []
             async for delta in result:
                 if not isinstance(delta, str):
-                    raise TypeError(f"a streaming backend must yield str, got {type(delta)}")
+                    raise InvalidTypeError(f"a streaming backend must yield str, got {type(delta)}")
                 parts.append(delta)
                 yield delta
             yield CachedAnswer("".join(parts), source_prompt=request.semantic_text)
             return
         if not inspect.isawaitable(result):
-            raise TypeError("fn must be an async function or an async generator function")
+            raise InvalidTypeError("fn must be an async function or an async generator function")
         value = await result
         answer = CachedAnswer.from_any(value, source_prompt=request.semantic_text)
         if answer.text:

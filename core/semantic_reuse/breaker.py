@@ -15,9 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from loguru import logger
-
+from semantic_reuse._log import logger
 from semantic_reuse.config import PerformanceConfig
+from semantic_reuse.errors import InvalidRequestError
+from semantic_reuse.redaction import describe_error
 
 
 class BreakerState(enum.Enum):
@@ -39,10 +40,10 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if failure_threshold < 1:
-            raise ValueError("failure_threshold must be >= 1")
+            raise InvalidRequestError("failure_threshold must be >= 1")
         max_reset_s = max(30.0, reset_s) if max_reset_s is None else max_reset_s
         if reset_s <= 0 or max_reset_s < reset_s:
-            raise ValueError("need 0 < reset_s <= max_reset_s")
+            raise InvalidRequestError("need 0 < reset_s <= max_reset_s")
         self.name = name
         self._threshold = failure_threshold
         self._base_reset = reset_s
@@ -111,9 +112,9 @@ class CircuitBreaker:
         previous, self._state = self._state, state
         if state is BreakerState.OPEN:
             logger.warning(
-                "{} unavailable ({!r}); skipping it for {:.1f}s",
+                "{} unavailable ({}); skipping it for {:.1f}s",
                 self.name,
-                error,
+                describe_error(error),
                 self._reset_after,
             )
         elif state is BreakerState.CLOSED:

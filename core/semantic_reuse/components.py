@@ -13,8 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from loguru import logger
-
+from semantic_reuse._log import logger
 from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.metrics import Metrics
 

@@ -9,14 +9,18 @@ pydantic's ``ValidationError`` (a ``ValueError``) naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from semantic_reuse.redaction import redact_url
+
 MiB = 1024 * 1024
+_URL_FIELDS = ("redis_url", "qdrant_url")  # shown with their passwords masked
 
 CodecFormat = Literal["msgpack", "json"]
 CompoundStrategy = Literal["decompose", "whole"]
@@ -78,7 +82,13 @@ class PerformanceConfig(_Section):
 
 
 class CacheConfig(_Section):
-    """Tiers, budgets, lifetimes and where the stores live."""
+    """Tiers, budgets, lifetimes and where the stores live.
+
+    `repr` and `str` mask the passwords of `redis_url` and `qdrant_url`, and a validation
+    error does not quote the value it refused (it may hold a password).
+    """
+
+    model_config = ConfigDict(**_Section.model_config, hide_input_in_errors=True)
 
     memory_max_entries: int = Field(default=10_000, ge=1)
     memory_max_bytes: int = Field(default=64 * MiB, ge=1)
@@ -126,6 +136,12 @@ class CacheConfig(_Section):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name in _URL_FIELDS and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
+
 
 class SemanticConfig(_Section):
     """The embedder, the candidate search and the match guard."""
@@ -161,6 +177,7 @@ class HandlerConfig(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_assignment=True,
+        hide_input_in_errors=True,  # a refused value may hold a password: name the field only
     )
 
     features: FeatureConfig = Field(default_factory=FeatureConfig)

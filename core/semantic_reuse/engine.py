@@ -19,8 +19,7 @@ import uuid
 from collections.abc import AsyncGenerator, Coroutine, Sequence
 from typing import Any, Self, TypeVar
 
-from loguru import logger
-
+from semantic_reuse._log import logger
 from semantic_reuse.analysis import Analyzer
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.backend import Backend, PromptInput, backend_model_name
@@ -29,6 +28,7 @@ from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper, build_splitter
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, UsageError
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.options import ReuseOptions
@@ -111,12 +111,12 @@ class ReuseEngine:
         messages: Sequence[Any] | None = None
         if isinstance(prompt, str):
             if not prompt.strip():
-                raise ValueError("prompt must not be empty")
+                raise InvalidRequestError("prompt must not be empty")
             text = prompt
         elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
             messages = prompt
         else:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"prompt must be a str or a list of messages, got {type(prompt).__name__}"
             )
         return ReuseRequest(
@@ -181,7 +181,7 @@ class ReuseEngine:
         """Reuse what can be reused, generate the rest; iterate for text deltas, then
         read `.result`."""
         if not isinstance(backend, Backend):
-            raise TypeError("backend must have an async stream(request) method (a Backend)")
+            raise InvalidTypeError("backend must have an async stream(request) method (a Backend)")
         opts = ReuseOptions.of(options, **option_kwargs)
         request = self.request(prompt, opts, backend)
         return ReuseStream(self.run(request, backend, opts, request_id=request_id))
@@ -200,7 +200,7 @@ class ReuseEngine:
         """The pipeline's events for one request (`pipeline.Pipeline.run`): what frontends
         build on. `steps` replaces the pipeline's steps (see `PipelineSteps`)."""
         if self._closed:
-            raise RuntimeError("the ReuseEngine is closed")
+            raise UsageError("the ReuseEngine is closed")
         self._bind_loop()
         opts = options or ReuseOptions(namespace=request.namespace, model=request.model)
         with logger.contextualize(request_id=request_id or uuid.uuid4().hex[:16]):
@@ -226,7 +226,7 @@ class ReuseEngine:
         """Delete answers stored more than `age_s` seconds ago from memory and the vector
         store (Redis entries expire on their TTL: scanning a shared Redis is not cheap)."""
         if isinstance(age_s, bool) or not isinstance(age_s, (int, float)) or age_s < 0:
-            raise ValueError(f"age_s must be a number >= 0, got {age_s!r}")
+            raise InvalidRequestError(f"age_s must be a number >= 0, got {age_s!r}")
         cutoff = time.time() - age_s
         await self.cache.memory.drop_created_before(cutoff)
         await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
 
 _FIELDS = ("namespace", "model", "params", "threshold", "reuse", "question")
@@ -21,9 +22,9 @@ def check_threshold(value: object, name: str = "threshold") -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        raise InvalidRequestError(f"{name} must be in [0, 1], got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +53,23 @@ class ReuseOptions:
     def __post_init__(self) -> None:
         validate_namespace(self.namespace)
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
-            raise TypeError(f"model must be a non-empty str or None, got {self.model!r}")
+            raise InvalidTypeError(f"model must be a non-empty str or None, got {self.model!r}")
         check_threshold(self.threshold)
         if not isinstance(self.reuse, bool):
-            raise TypeError(f"reuse must be a bool, got {type(self.reuse).__name__}")
+            raise InvalidTypeError(f"reuse must be a bool, got {type(self.reuse).__name__}")
         if self.question is not None and (
             not isinstance(self.question, str) or not self.question.strip()
         ):
-            raise ValueError("question must be a non-empty str or None")
+            raise InvalidRequestError("question must be a non-empty str or None")
 
     @classmethod
     def of(cls, options: ReuseOptions | None = None, **overrides: Any) -> Self:
         """`options` (or the defaults) with keyword overrides; unknown keywords are refused."""
         unknown = set(overrides) - set(_FIELDS)
         if unknown:
-            raise TypeError(f"unexpected reuse options: {', '.join(sorted(unknown))}")
+            raise InvalidTypeError(f"unexpected reuse options: {', '.join(sorted(unknown))}")
         if options is not None and not isinstance(options, ReuseOptions):
-            raise TypeError(f"options must be ReuseOptions, got {type(options).__name__}")
+            raise InvalidTypeError(f"options must be ReuseOptions, got {type(options).__name__}")
         if options is None:
             return cls(**overrides)
         return cls(**{**options.as_dict(), **overrides})

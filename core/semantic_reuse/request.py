@@ -27,6 +27,8 @@ from typing import Any, TypeAlias
 
 import xxhash
 
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+
 JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 
 KEY_VERSION = 1
@@ -57,9 +59,9 @@ NON_SHAPING_PARAMS = frozenset(
 def validate_namespace(namespace: object, *, argument: str = "namespace") -> str:
     """Return `namespace` if it is a valid tenant name, else raise naming the argument."""
     if not isinstance(namespace, str):
-        raise TypeError(f"{argument} must be a str, got {type(namespace).__name__}")
+        raise InvalidTypeError(f"{argument} must be a str, got {type(namespace).__name__}")
     if not _NAMESPACE_RE.match(namespace):
-        raise ValueError(
+        raise InvalidRequestError(
             f"{argument} must be 1-128 characters of letters, digits, '_', '-' or '.', "
             f"starting with a letter or digit; got {namespace!r}"
         )
@@ -92,7 +94,7 @@ def canonical(value: object) -> JSONValue:
     fields = public_fields(value)
     if fields is not None:
         return canonical(fields)
-    raise TypeError(f"cannot build a cache key from a {type(value).__name__}")
+    raise InvalidTypeError(f"cannot build a cache key from a {type(value).__name__}")
 
 
 def _sort_key(value: JSONValue) -> str:
@@ -124,7 +126,7 @@ def answer_shaping_params(params: object) -> dict[str, JSONValue]:
         return {}
     fields = params if isinstance(params, Mapping) else public_fields(params)
     if fields is None:
-        raise TypeError(
+        raise InvalidTypeError(
             "params must be a mapping, a vLLM SamplingParams, a dataclass or a pydantic model; "
             f"got {type(params).__name__}"
         )
@@ -139,12 +141,12 @@ def _canonical_message(message: object, index: int) -> dict[str, JSONValue]:
     elif hasattr(message, "role") and hasattr(message, "content"):
         data = {"role": message.role, "content": message.content}
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             f"messages[{index}] must be a mapping with 'role' and 'content', "
             f"got {type(message).__name__}"
         )
     if "role" not in data or "content" not in data:
-        raise ValueError(f"messages[{index}] needs both 'role' and 'content'")
+        raise InvalidRequestError(f"messages[{index}] needs both 'role' and 'content'")
     result = canonical(data)
     assert isinstance(result, dict)
     return result
@@ -186,14 +188,16 @@ class ReuseRequest:
     def __post_init__(self) -> None:
         given = [x is not None for x in (self.prompt, self.messages, self.prompt_token_ids)]
         if sum(given) != 1:
-            raise ValueError("give exactly one of prompt, messages or prompt_token_ids")
+            raise InvalidRequestError("give exactly one of prompt, messages or prompt_token_ids")
         if self.prompt is not None and not isinstance(self.prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(self.prompt).__name__}")
+            raise InvalidTypeError(f"prompt must be a str, got {type(self.prompt).__name__}")
         if self.messages is not None:
             if isinstance(self.messages, (str, bytes)) or not isinstance(self.messages, Sequence):
-                raise TypeError("messages must be a sequence of {'role', 'content'} mappings")
+                raise InvalidTypeError(
+                    "messages must be a sequence of {'role', 'content'} mappings"
+                )
             if not self.messages:
-                raise ValueError("messages must not be empty")
+                raise InvalidRequestError("messages must not be empty")
             msgs = tuple(_canonical_message(m, i) for i, m in enumerate(self.messages))
             object.__setattr__(self, "_canonical_messages", msgs)
         if self.prompt_token_ids is not None:
@@ -201,18 +205,20 @@ class ReuseRequest:
             if isinstance(ids, (str, bytes)) or not all(
                 isinstance(t, int) and not isinstance(t, bool) for t in ids
             ):
-                raise TypeError("prompt_token_ids must be a sequence of ints")
+                raise InvalidTypeError("prompt_token_ids must be a sequence of ints")
         validate_namespace(self.namespace)
         if self.model is not None and not isinstance(self.model, str):
-            raise TypeError(f"model must be a str or None, got {type(self.model).__name__}")
+            raise InvalidTypeError(f"model must be a str or None, got {type(self.model).__name__}")
         object.__setattr__(self, "_params", answer_shaping_params(self.params))
         if self.question is not None:
             if not isinstance(self.question, str) or not self.question.strip():
-                raise ValueError("question must be a non-empty str or None")
+                raise InvalidRequestError("question must be a non-empty str or None")
             if self.prompt_token_ids is not None:
-                raise ValueError("question needs a text or chat prompt, not token ids")
+                raise InvalidRequestError("question needs a text or chat prompt, not token ids")
             if _normal(self.question) not in self._full_text():
-                raise ValueError("question must occur in the prompt (its last user message)")
+                raise InvalidRequestError(
+                    "question must occur in the prompt (its last user message)"
+                )
         elif self.prompt_token_ids is None:
             tail = trailing_question(self._full_text())
             if tail is not None:

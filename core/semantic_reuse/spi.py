@@ -38,12 +38,16 @@ _MODULES = MappingProxyType(
         "CacheConfig": "semantic_reuse.config",
         "CacheTier": "semantic_reuse.exact.tiers",
         "CircuitBreaker": "semantic_reuse.breaker",
+        "ComponentUnavailableError": "semantic_reuse.errors",
+        "ConfigurationError": "semantic_reuse.errors",
         "CustomRequestOutput": "semantic_reuse.vllm",
         "Embedder": "semantic_reuse.semantic.embedder",
         "EmbedderUnavailableError": "semantic_reuse.semantic.embedder",
         "ExactHit": "semantic_reuse.exact.tiers",
         "FeatureConfig": "semantic_reuse.config",
         "HomeLoop": "semantic_reuse.clients.loop",
+        "InvalidRequestError": "semantic_reuse.errors",
+        "InvalidTypeError": "semantic_reuse.errors",
         "JSONValue": "semantic_reuse.request",
         "MemoryTier": "semantic_reuse.exact.memory",
         "Metrics": "semantic_reuse.metrics",
@@ -55,6 +59,7 @@ _MODULES = MappingProxyType(
         "ScopeFilter": "semantic_reuse.semantic.store",
         "SemanticConfig": "semantic_reuse.config",
         "SyncRunner": "semantic_reuse.sync",
+        "UsageError": "semantic_reuse.errors",
         "VectorMatch": "semantic_reuse.semantic.store",
         "VectorPoint": "semantic_reuse.semantic.store",
         "VectorStore": "semantic_reuse.semantic.store",
@@ -64,6 +69,7 @@ _MODULES = MappingProxyType(
         "build_store": "semantic_reuse.defaults",
         "check_threshold": "semantic_reuse.options",
         "default_engine_args": "semantic_reuse.vllm.model",
+        "redact_url": "semantic_reuse.redaction",
         "reuse_info": "semantic_reuse.vllm",
         "validate_namespace": "semantic_reuse.request",
     }
@@ -78,12 +84,16 @@ __all__ = [
     "CacheConfig",
     "CacheTier",
     "CircuitBreaker",
+    "ComponentUnavailableError",
+    "ConfigurationError",
     "CustomRequestOutput",
     "Embedder",
     "EmbedderUnavailableError",
     "ExactHit",
     "FeatureConfig",
     "HomeLoop",
+    "InvalidRequestError",
+    "InvalidTypeError",
     "JSONValue",
     "MemoryTier",
     "Metrics",
@@ -95,6 +105,7 @@ __all__ = [
     "ScopeFilter",
     "SemanticConfig",
     "SyncRunner",
+    "UsageError",
     "VectorMatch",
     "VectorPoint",
     "VectorStore",
@@ -104,6 +115,7 @@ __all__ = [
     "build_store",
     "check_threshold",
     "default_engine_args",
+    "redact_url",
     "reuse_info",
     "validate_namespace",
 ]
@@ -117,11 +129,19 @@ if TYPE_CHECKING:
     from semantic_reuse.clients.settings import ReuseModelSettings
     from semantic_reuse.config import CacheConfig, FeatureConfig, PerformanceConfig, SemanticConfig
     from semantic_reuse.defaults import build_embedder, build_store
+    from semantic_reuse.errors import (
+        ComponentUnavailableError,
+        ConfigurationError,
+        InvalidRequestError,
+        InvalidTypeError,
+        UsageError,
+    )
     from semantic_reuse.exact.memory import MemoryTier
     from semantic_reuse.exact.redis import RedisTier
     from semantic_reuse.exact.tiers import CacheTier, ExactHit, MultiLevelCacheManager
     from semantic_reuse.metrics import Metrics
     from semantic_reuse.options import check_threshold
+    from semantic_reuse.redaction import redact_url
     from semantic_reuse.request import (
         DEFAULT_NAMESPACE,
         JSONValue,

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Self
 
 from semantic_reuse.backend import Delta
+from semantic_reuse.errors import UsageError
 from semantic_reuse.outcome import ReuseResult
 from semantic_reuse.pipeline import Decided, PipelineEvent
 from semantic_reuse.planning import ReuseDecision
@@ -51,7 +52,7 @@ class ReuseStream:
     @property
     def result(self) -> ReuseResult:
         if self._result is None:
-            raise RuntimeError("the stream has not finished: iterate it to the end first")
+            raise UsageError("the stream has not finished: iterate it to the end first")
         return self._result
 
     async def aclose(self) -> None:

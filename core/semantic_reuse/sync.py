@@ -13,6 +13,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from semantic_reuse.errors import UsageError
+
 T = TypeVar("T")
 
 
@@ -40,7 +42,7 @@ class SyncRunner:
         loop = self.loop
         if threading.current_thread() is self._thread:
             coro.close()
-            raise RuntimeError("a sync wrapper was called from its own event loop; await instead")
+            raise UsageError("a sync wrapper was called from its own event loop; await instead")
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     def close(self) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from semantic_reuse.spi import InvalidRequestError, InvalidTypeError
+
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
@@ -16,7 +18,9 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     chat: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, BaseMessage):
-            raise TypeError(f"messages must be LangChain messages, got {type(message).__name__}")
+            raise InvalidTypeError(
+                f"messages must be LangChain messages, got {type(message).__name__}"
+            )
         role = getattr(message, "role", None) if message.type == "chat" else None
         role = role or _ROLES.get(message.type, message.type)
         data: dict[str, Any] = {"role": role, "content": _text(message)}
@@ -40,5 +44,7 @@ def _text(message: BaseMessage) -> str:
             continue  # the model's own bookkeeping from an earlier turn
         else:
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            raise ValueError(f"message content of type {kind!r} is not supported (text only)")
+            raise InvalidRequestError(
+                f"message content of type {kind!r} is not supported (text only)"
+            )
     return "".join(parts)

@@ -41,6 +41,8 @@ from loguru import logger
 from semantic_reuse import CachedAnswer, HandlerConfig, ReuseEngine, ReuseRequest
 from semantic_reuse.spi import (
     DEFAULT_NAMESPACE,
+    ConfigurationError,
+    InvalidTypeError,
     JSONValue,
     answer_shaping_params,
     check_threshold,
@@ -120,9 +122,9 @@ class SemanticReuseCache(BaseCache):
         threshold: float | None = None,
     ) -> None:
         if engine is not None and config is not None:
-            raise ValueError("give either engine or config, not both")
+            raise ConfigurationError("give either engine or config, not both")
         if engine is not None and not isinstance(engine, ReuseEngine):
-            raise TypeError(f"engine must be a ReuseEngine, got {type(engine).__name__}")
+            raise InvalidTypeError(f"engine must be a ReuseEngine, got {type(engine).__name__}")
         check_threshold(threshold, "threshold")
         self.namespace = validate_namespace(namespace)
         self.threshold = threshold
@@ -171,7 +173,7 @@ class SemanticReuseCache(BaseCache):
         """Forget every answer of this cache's namespace (or of `namespace=`), in every tier."""
         namespace = kwargs.pop("namespace", self.namespace)
         if kwargs:
-            raise TypeError(f"unexpected arguments: {', '.join(sorted(kwargs))}")
+            raise InvalidTypeError(f"unexpected arguments: {', '.join(sorted(kwargs))}")
         await self.engine.clear(validate_namespace(namespace))
 
     async def aclose(self) -> None:
@@ -205,7 +207,7 @@ class SemanticReuseCache(BaseCache):
 def _scope(prompt: str, llm_string: str) -> _Scope | None:
     """The request for (prompt, llm_string); None when there is nothing to look up."""
     if not isinstance(prompt, str) or not isinstance(llm_string, str):
-        raise TypeError("prompt and llm_string must be str")
+        raise InvalidTypeError("prompt and llm_string must be str")
     model, params = _parse_llm_string(llm_string)
     try:
         messages = _chat_messages(prompt)
@@ -380,6 +382,9 @@ def _generations(answer: CachedAnswer, *, chat: bool) -> list[Generation] | None
         ):
             raise ValueError("not a list of generations")
     except Exception as exc:  # a bad entry is a miss, never an error of the caller's call
-        logger.warning("langchain cache: unreadable cached generations ({}): a miss", exc)
+        # the message may quote the stored answer: only its type at WARNING
+        logger.warning("langchain cache: unreadable cached generations ({}): a miss",
+                       type(exc).__name__)  # fmt: skip
+        logger.opt(exception=exc).debug("langchain cache: unreadable cached generations")
         return None
     return list(revived)

@@ -22,7 +22,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from langchain_semantic_reuse._messages import to_chat
 from semantic_reuse import Completion, GenerationParams, ReuseOptions
-from semantic_reuse.spi import ReuseModelSettings
+from semantic_reuse.spi import ReuseModelSettings, redact_url
 
 PROVIDER = "semantic-reuse"
 
@@ -43,7 +43,7 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.resolved_model_name(),
-            "base_url": self.base_url,
+            "base_url": self.base_url and redact_url(self.base_url),
             **self.sampling().as_dict(),
         }
 

@@ -16,7 +16,7 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from langchain_semantic_reuse.chat_models import ls_params, response_metadata
 from semantic_reuse import Completion
-from semantic_reuse.spi import PromptInput, ReuseModelSettings
+from semantic_reuse.spi import InvalidTypeError, PromptInput, ReuseModelSettings, redact_url
 
 
 class SemanticReuseLLM(ReuseModelSettings, LLM):
@@ -34,7 +34,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.resolved_model_name(),
-            "base_url": self.base_url,
+            "base_url": self.base_url and redact_url(self.base_url),
             "as_chat": self.as_chat,
             **self.sampling().as_dict(),
         }
@@ -44,7 +44,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
 
     def _prompt(self, prompt: str) -> PromptInput:
         if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            raise InvalidTypeError(f"prompt must be a str, got {type(prompt).__name__}")
         return [{"role": "user", "content": prompt}] if self.as_chat else prompt
 
     def _call(

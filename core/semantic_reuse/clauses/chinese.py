@@ -39,10 +39,13 @@ How a text is split
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 
 from .rules import count_cjk
 
@@ -130,7 +133,7 @@ class ChineseClauseSplitter:
 
     def __init__(self, *, max_chars: int = 1000) -> None:
         if max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+            raise InvalidRequestError(f"max_chars must be >= 1, got {max_chars}")
         self.max_chars = max_chars
         self._pos: Any = None
         self._lock = threading.Lock()
@@ -145,6 +148,9 @@ class ChineseClauseSplitter:
                     import jieba.posseg
 
                     tokenizer = jieba.Tokenizer()
+                    # jieba prints its dictionary loading on stderr through its own logger
+                    # (as the guard's segmenter does: keep it at WARNING)
+                    logging.getLogger(jieba.__name__).setLevel(logging.WARNING)
                     tokenizer.initialize()
                     pos = jieba.posseg.POSTokenizer(tokenizer)
                     self._pos = pos
@@ -167,7 +173,7 @@ class ChineseClauseSplitter:
 
     def split(self, text: str) -> list[str]:
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+            raise InvalidTypeError(f"text must be str, got {type(text).__name__}")
         text = text.strip()
         if not text or len(text) > self.max_chars:
             return []

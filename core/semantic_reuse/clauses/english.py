@@ -65,6 +65,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+
 from .english_coordination import coord_cuts
 from .english_grammar import is_interrogative_span, starts_interrogative
 from .english_pronouns import Carries, apply_carry, carry_over
@@ -105,7 +107,7 @@ class EnglishClauseSplitter:
         max_chars: int = 2000,
     ) -> None:
         if max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+            raise InvalidRequestError(f"max_chars must be >= 1, got {max_chars}")
         self._model = model
         self._nlp: Language | None = nlp
         self._lock = threading.Lock()
@@ -140,7 +142,7 @@ class EnglishClauseSplitter:
 
     def split(self, text: str) -> list[str]:
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+            raise InvalidTypeError(f"text must be str, got {type(text).__name__}")
         text = " ".join(text.split())
         if not text or len(text) > self.max_chars:
             return []

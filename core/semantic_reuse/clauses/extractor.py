@@ -24,7 +24,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from loguru import logger
+from semantic_reuse._log import logger
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+from semantic_reuse.redaction import describe_error
 
 from .chinese import ChineseClauseSplitter
 from .english import EnglishClauseSplitter
@@ -64,7 +66,7 @@ class MultilingualClauseSplitter:
 
     def split(self, text: str) -> list[str]:
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+            raise InvalidTypeError(f"text must be str, got {type(text).__name__}")
         return self.splitter_for(detect_language(text)).split(text)
 
 
@@ -177,7 +179,7 @@ class AsyncConjunctionExtractor:
     ) -> None:
         _check_limit(max_concurrent, "max_concurrent")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+            raise InvalidRequestError(f"timeout_s must be > 0, got {timeout_s!r}")
         self.timeout_s = float(timeout_s)
         self._splitter = MultilingualClauseSplitter(english=english, chinese=chinese)
         self._gate = _SlotGate(max_concurrent)
@@ -222,14 +224,14 @@ class AsyncConjunctionExtractor:
     def extract_conjunctions(self, prompt: str) -> list[str]:
         """Synchronous split in the calling thread (no limit, no timeout)."""
         if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+            raise InvalidTypeError(f"prompt must be str, got {type(prompt).__name__}")
         return self._splitter.split(prompt)
 
     async def extract_conjunctions_async(self, prompt: str) -> list[str]:
         """The clauses of ``prompt`` (two or more), or ``[]`` when it is a
         single question, when splitting timed out or when it failed."""
         if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+            raise InvalidTypeError(f"prompt must be str, got {type(prompt).__name__}")
         with self._lock:
             self._calls += 1
         loop = asyncio.get_running_loop()
@@ -256,9 +258,14 @@ class AsyncConjunctionExtractor:
         except Exception as exc:  # a splitter bug must not fail the request
             with self._lock:
                 self._failures += 1
-            logger.opt(exception=exc).warning(
-                "clause splitting failed; treating the prompt as one question"
+                failures = self._failures
+            logger.log(
+                _level(failures),
+                "clause splitting failed ({}; {} so far); treating the prompt as one question",
+                describe_error(exc),
+                failures,
             )
+            logger.opt(exception=exc).debug("clause splitting failed")
             return []
         if len(clauses) >= 2:
             with self._lock:
@@ -298,14 +305,22 @@ class AsyncConjunctionExtractor:
     def _timed_out(self, prompt: str, stage: str) -> list[str]:
         with self._lock:
             self._timeouts += 1
-        logger.warning(
-            "clause splitting timed out after {:.3f}s ({}); treating the prompt "
+            timeouts = self._timeouts
+        logger.log(
+            _level(timeouts),
+            "clause splitting timed out after {:.3f}s ({}; {} so far); treating the prompt "
             "({} chars) as one question",
             self.timeout_s,
             stage,
+            timeouts,
             len(prompt),
         )
         return []
+
+
+def _level(count: int) -> str:
+    """WARNING for the first event of a kind and every 1000th, DEBUG in between."""
+    return "WARNING" if count == 1 or count % 1000 == 0 else "DEBUG"
 
 
 def _discard_outcome(fut: asyncio.Future[list[str]]) -> None:
@@ -315,6 +330,6 @@ def _discard_outcome(fut: asyncio.Future[list[str]]) -> None:
 
 def _check_limit(n: int, name: str) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+        raise InvalidTypeError(f"{name} must be an int, got {type(n).__name__}")
     if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
+        raise InvalidRequestError(f"{name} must be >= 1, got {n}")

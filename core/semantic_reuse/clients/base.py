@@ -17,6 +17,7 @@ from typing import Any
 from semantic_reuse.backend import PromptInput
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseInfo
 from semantic_reuse.request import validate_namespace
@@ -39,7 +40,7 @@ class GenerationParams:
         _check_number("seed", self.seed, integer=True)
         stop = self.stop
         if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
-            raise TypeError("stop must be a sequence of non-empty strings")
+            raise InvalidTypeError("stop must be a sequence of non-empty strings")
         object.__setattr__(self, "stop", tuple(stop))
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,14 +65,14 @@ def _check_number(
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an int" if integer else "a number"
-        raise TypeError(f"{name} must be {kind} or None, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be {kind} or None, got {type(value).__name__}")
     if (
         not math.isfinite(value)
         or (low is not None and value < low)
         or (high is not None and value > high)
     ):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+        raise InvalidRequestError(f"{name} must be {bounds}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +192,12 @@ class ReuseClient(abc.ABC):
         options: ReuseOptions | None, option_kwargs: dict[str, Any],
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         if params is not None and not isinstance(params, GenerationParams):
-            raise TypeError(f"params must be GenerationParams, got {type(params).__name__}")
+            raise InvalidTypeError(f"params must be GenerationParams, got {type(params).__name__}")
         if isinstance(prompt, str):
             if not prompt.strip():
-                raise ValueError("prompt must not be empty")
+                raise InvalidRequestError("prompt must not be empty")
         elif not isinstance(prompt, list | tuple) or not prompt:
-            raise TypeError("prompt must be a non-empty str or a non-empty list of messages")
+            raise InvalidTypeError("prompt must be a non-empty str or a non-empty list of messages")
         opts = ReuseOptions.of(options, **option_kwargs)
         return self._stream(prompt, params or GenerationParams(), opts)
 

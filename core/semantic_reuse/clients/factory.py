@@ -10,6 +10,7 @@ from semantic_reuse.clients.local import VLLMClient
 from semantic_reuse.clients.openai_compat import OpenAICompatibleClient
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import ConfigurationError
 
 
 def build_client(
@@ -31,16 +32,20 @@ def build_client(
     """
     if base_url is not None:
         if llm is not None:
-            raise ValueError("give either llm (in-process) or base_url (an endpoint), not both")
+            raise ConfigurationError(
+                "give either llm (in-process) or base_url (an endpoint), not both"
+            )
         if model is None:
-            raise ValueError("model is required with base_url: the name the endpoint serves")
+            raise ConfigurationError(
+                "model is required with base_url: the name the endpoint serves"
+            )
         return OpenAICompatibleClient(
             base_url, str(model), api_key, engine=engine, config=config,
             timeout_s=timeout_s or 120.0, max_retries=max_retries,
         )  # fmt: skip
     if engine is not None:
-        raise ValueError("engine is for an endpoint (base_url); an in-process EnhancedAsyncLLM "
-                         "has its own reuse_engine")  # fmt: skip
+        raise ConfigurationError("engine is for an endpoint (base_url); an in-process "
+                                 "EnhancedAsyncLLM has its own reuse_engine")  # fmt: skip
     if llm is not None:
         return VLLMClient(llm)
     return VLLMClient(model=model, handler_config=config)

@@ -19,6 +19,7 @@ from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClien
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import ConfigurationError, InvalidTypeError
 from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseInfo, ReuseKind
 from semantic_reuse.vllm.model import DEFAULT_MAX_MODEL_LEN
@@ -47,10 +48,11 @@ class VLLMClient(ReuseClient):
     ) -> None:
         super().__init__()
         if llm is not None and (model is not None or engine_options or handler_config):
-            raise ValueError("model, engine_options and handler_config are for an engine the "
-                             "client starts: give them or llm, not both")  # fmt: skip
+            raise ConfigurationError("model, engine_options and handler_config are for an "
+                                     "engine the client starts: give them or llm, "
+                                     "not both")  # fmt: skip
         if llm is not None and not hasattr(llm, "generate_chat"):
-            raise TypeError(f"llm must be an EnhancedAsyncLLM, got {type(llm).__name__}")
+            raise InvalidTypeError(f"llm must be an EnhancedAsyncLLM, got {type(llm).__name__}")
         self._llm = llm
         self._owns_llm = llm is None
         self._model = model

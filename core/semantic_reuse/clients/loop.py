@@ -23,6 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from semantic_reuse.errors import ConfigurationError, UsageError
 from semantic_reuse.sync import SyncRunner
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ class HomeLoop:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *,
                  runner: SyncRunner | None = None) -> None:  # fmt: skip
         if loop is not None and runner is not None:
-            raise ValueError("give either loop or runner, not both")
+            raise ConfigurationError("give either loop or runner, not both")
         self._loop = loop
         self._runner = runner if runner is not None or loop is not None else SyncRunner()
         self._owns_runner = runner is None and loop is None
@@ -62,7 +63,7 @@ class HomeLoop:
         if home.is_running():
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
         coro.close()
-        raise RuntimeError(
+        raise UsageError(
             "the event loop this model's engine lives on is not running, and an async call "
             "from another loop cannot drive it: call it from that loop, or from sync code"
         )
@@ -76,7 +77,7 @@ class HomeLoop:
             current = None
         if current is home:
             coro.close()
-            raise RuntimeError(
+            raise UsageError(
                 "a sync method was called on the event loop its engine lives on, where it "
                 "would wait for itself: use the async method (ainvoke, acomplete, ...)"
             )
@@ -87,7 +88,7 @@ class HomeLoop:
                 return home.run_until_complete(coro)
             else:
                 coro.close()
-                raise RuntimeError("the event loop this model's engine lives on is closed or busy")
+                raise UsageError("the event loop this model's engine lives on is closed or busy")
         return future.result()
 
     async def iterate(self, source: AsyncIterator[T]) -> AsyncIterator[T]:

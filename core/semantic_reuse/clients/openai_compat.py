@@ -18,7 +18,9 @@ from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClien
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.options import ReuseOptions
+from semantic_reuse.redaction import endpoint_scope, redact_text, redact_url
 from semantic_reuse.request import ReuseRequest
 
 if TYPE_CHECKING:
@@ -49,26 +51,35 @@ class OpenAICompatibleClient(ReuseClient):
         max_retries: int = 2,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+            raise InvalidRequestError(
+                f"base_url must be an http(s) URL, got {redact_text(repr(base_url))}"
+            )
         if not isinstance(model, str) or not model:
-            raise ValueError("model must name the model the endpoint serves")
+            raise InvalidRequestError("model must name the model the endpoint serves")
         if engine is not None and config is not None:
-            raise ValueError("give either engine or config, not both")
+            raise ConfigurationError("give either engine or config, not both")
         if engine is not None and not isinstance(engine, ReuseEngine):
-            raise TypeError(f"engine must be a ReuseEngine, got {type(engine).__name__}")
+            raise InvalidTypeError(f"engine must be a ReuseEngine, got {type(engine).__name__}")
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
-            raise ValueError(f"timeout_s must be a number > 0, got {timeout_s!r}")
+            raise InvalidRequestError(f"timeout_s must be a number > 0, got {timeout_s!r}")
         self.engine = engine if engine is not None else ReuseEngine.from_config(config)
         self._owns_engine = engine is None
         # The engine's own sync loop: this client's sync and async calls share its resources.
         super().__init__(HomeLoop(runner=self.engine.runner))
         self.base_url = base_url.rstrip("/")
+        # The reuse scope is stored with every answer: the endpoint without its secrets.
+        self._scope = f"openai:{endpoint_scope(self.base_url)}/{model}"
         self._model = model
         self._api_key = api_key or "EMPTY"
         self._timeout_s = float(timeout_s)
         self._max_retries = max_retries
         self._sdk: AsyncOpenAI | None = None
         self._context_window: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}, model={self._model!r})"
+        )
 
     @property
     def model_name(self) -> str:
@@ -108,7 +119,7 @@ class OpenAICompatibleClient(ReuseClient):
             with contextlib.suppress(Exception):  # an endpoint without a model list still answers
                 await self.context_window()
         backend = _OpenAIBackend(self._openai(), self._model, params)
-        scoped = options.with_model(f"openai:{self.base_url}/{self._model}")
+        scoped = options.with_model(self._scope)
         stream = self.engine.stream(
             prompt, backend, options=scoped.replace(params=params.as_dict())
         )
@@ -169,7 +180,9 @@ class _OpenAIBackend:
         elif request.prompt is not None:
             chunks = await self._sdk.completions.create(prompt=request.prompt, **arguments)
         else:
-            raise ValueError("an OpenAI-compatible endpoint takes text or chat, not token ids")
+            raise InvalidRequestError(
+                "an OpenAI-compatible endpoint takes text or chat, not token ids"
+            )
         parts: list[str] = []
         finish: str | None = None
         usage: dict[str, int] = {}

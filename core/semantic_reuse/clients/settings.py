@@ -4,7 +4,7 @@ model and LLM, LlamaIndex's LLM) and the `ReuseClient` they build from them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
@@ -13,7 +13,9 @@ from semantic_reuse.clients.base import GenerationParams, ReuseClient
 from semantic_reuse.clients.factory import build_client
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import InvalidTypeError
 from semantic_reuse.options import ReuseOptions, check_threshold
+from semantic_reuse.redaction import redact_url
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
 from semantic_reuse.vllm.model import MODEL_NAME
 
@@ -83,6 +85,10 @@ class ReuseModelSettings(BaseModel):
             raise ValueError("model is required with base_url: the name the endpoint serves")
         return self
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" and value else value
+
     def reuse_client(self) -> ReuseClient:
         """The client: `client`, else one built from the settings on first use."""
         if self.client is not None:
@@ -115,7 +121,7 @@ class ReuseModelSettings(BaseModel):
         reuse, threshold, question); `question`: one the framework found in the prompt."""
         unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
         if unknown:
-            raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+            raise InvalidTypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
         return ReuseOptions(
             namespace=kwargs.get("namespace", self.namespace),
             reuse=kwargs.get("reuse", self.reuse),

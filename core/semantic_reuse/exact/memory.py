@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.errors import InvalidRequestError
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,11 @@ class MemoryTier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1:
-            raise ValueError("max_entries must be >= 1")
+            raise InvalidRequestError("max_entries must be >= 1")
         if max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
+            raise InvalidRequestError("max_bytes must be >= 1")
         if ttl_s is not None and ttl_s <= 0:
-            raise ValueError("ttl_s must be > 0 or None")
+            raise InvalidRequestError("ttl_s must be > 0 or None")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s

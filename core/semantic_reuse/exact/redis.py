@@ -13,10 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from loguru import logger
-
+from semantic_reuse._log import logger
 from semantic_reuse.answer import AnswerCodec, AnswerDecodeError, AnswerTooLargeError, CachedAnswer
 from semantic_reuse.breaker import CircuitBreaker
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -53,11 +53,11 @@ class RedisTier:
         client: Redis | None = None,
     ) -> None:
         if not isinstance(url, str):
-            raise TypeError(f"url must be a str, got {type(url).__name__}")
+            raise InvalidTypeError(f"url must be a str, got {type(url).__name__}")
         if timeout_s <= 0:
-            raise ValueError("timeout_s must be > 0")
+            raise InvalidRequestError("timeout_s must be > 0")
         if ttl_s is not None and ttl_s <= 0:
-            raise ValueError("ttl_s must be > 0 or None")
+            raise InvalidRequestError("ttl_s must be > 0 or None")
         if client is None:
             from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
@@ -92,7 +92,7 @@ class RedisTier:
         """A tier for ``config.cache.redis_url`` (which must be set)."""
         cache, perf = config.cache, config.performance
         if cache.redis_url is None:
-            raise ValueError("cache.redis_url is not set")
+            raise ConfigurationError("cache.redis_url is not set")
         return cls(
             cache.redis_url,
             prefix=cache.redis_prefix,

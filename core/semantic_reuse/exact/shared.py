@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from semantic_reuse.answer import AnswerCodec, AnswerDecodeError, AnswerTooLargeError, CachedAnswer
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.exact.segment import (
     KIND_REQUESTS,
     KIND_TOKENS,
@@ -65,26 +66,28 @@ class SimilarRequestMemoryConfig:
         for field in ("request_mapping_memory_size", "token_mapping_memory_size"):
             _check_int(field, getattr(self, field), 1 << 40)
             if getattr(self, field) < needed:
-                raise ValueError(
+                raise InvalidRequestError(
                     f"{field} must be at least {needed} bytes for "
                     f"max_entries={self.max_entries}, got {getattr(self, field)}"
                 )
         for field in ("request_mapping_shared_name", "token_mapping_shared_name"):
             name = getattr(self, field)
             if not isinstance(name, str) or not _NAME.fullmatch(name):
-                raise ValueError(
+                raise InvalidRequestError(
                     f"{field} must be 1-200 characters of letters, digits, '_', '-' and "
                     f"'.' (not first), no '/': got {name!r}"
                 )
         if self.request_mapping_shared_name == self.token_mapping_shared_name:
-            raise ValueError("token_mapping_shared_name must differ from the request mapping's")
+            raise InvalidRequestError(
+                "token_mapping_shared_name must differ from the request mapping's"
+            )
 
 
 def _check_int(field: str, value: object, limit: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{field} must be an int, got {type(value).__name__}")
+        raise InvalidRequestError(f"{field} must be an int, got {type(value).__name__}")
     if not 0 < value <= limit:
-        raise ValueError(f"{field} must be between 1 and {limit}, got {value}")
+        raise InvalidRequestError(f"{field} must be between 1 and {limit}, got {value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,7 @@ class SimilarRequestMemoryManager:
     ) -> None:
         config = SimilarRequestMemoryConfig() if config is None else config
         if not isinstance(config, SimilarRequestMemoryConfig):
-            raise TypeError(f"config must be a SimilarRequestMemoryConfig, got {config!r}")
+            raise InvalidTypeError(f"config must be a SimilarRequestMemoryConfig, got {config!r}")
         self.config = config
         self._requests = SlotTable.open(
             config.request_mapping_shared_name,
@@ -162,7 +165,7 @@ class SimilarRequestMemoryManager:
         """Store an answer; False when it cannot fit in the token mapping at all."""
         key = self._key(hash_id)
         if not isinstance(answer, CachedAnswer):
-            raise TypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")
+            raise InvalidTypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")
         try:
             blob = self._codec.encode(answer)
         except AnswerTooLargeError:
@@ -186,16 +189,18 @@ class SimilarRequestMemoryManager:
         """
         key = self._key(hash_id)
         if isinstance(similar, (str, bytes)) or not isinstance(similar, Sequence):
-            raise TypeError("similar must be a sequence of (hash id, score) pairs")
+            raise InvalidTypeError("similar must be a sequence of (hash id, score) pairs")
         parts = [_COUNT.pack(len(similar))]
         for item in similar:
             if not isinstance(item, (tuple, list)) or len(item) != 2:
-                raise TypeError(f"similar items must be (hash id, score) pairs, got {item!r}")
+                raise InvalidTypeError(
+                    f"similar items must be (hash id, score) pairs, got {item!r}"
+                )
             other, score = item
             if isinstance(score, bool) or not isinstance(score, (int, float)):
-                raise TypeError(f"similar scores must be floats, got {score!r}")
+                raise InvalidTypeError(f"similar scores must be floats, got {score!r}")
             if not math.isfinite(score):
-                raise ValueError(f"similar scores must be finite, got {score!r}")
+                raise InvalidRequestError(f"similar scores must be finite, got {score!r}")
             parts.append(_ITEM.pack(self._key(other, "similar"), float(score)))
         return self._requests.put(key, b"".join(parts))
 
@@ -251,14 +256,14 @@ class SimilarRequestMemoryManager:
     def _key(self, hash_id: object, argument: str = "hash_id") -> bytes:
         self._check_open()
         if not isinstance(hash_id, str):
-            raise TypeError(f"{argument} must be a str, got {type(hash_id).__name__}")
+            raise InvalidTypeError(f"{argument} must be a str, got {type(hash_id).__name__}")
         if not _HEX.fullmatch(hash_id):
-            raise ValueError(f"{argument} must be 32 hex characters, got {hash_id!r}")
+            raise InvalidRequestError(f"{argument} must be 32 hex characters, got {hash_id!r}")
         return bytes.fromhex(hash_id)
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ValueError("this SimilarRequestMemoryManager is closed")
+            raise InvalidRequestError("this SimilarRequestMemoryManager is closed")
 
 
 def _close_tables(tables: tuple[SlotTable, ...], creator_pid: int) -> None:

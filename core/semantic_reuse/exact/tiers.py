@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from loguru import logger
-
+from semantic_reuse._log import logger
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.errors import InvalidTypeError
 from semantic_reuse.exact.host import HostSharedTier
 from semantic_reuse.exact.memory import MemoryTier
 from semantic_reuse.exact.redis import RedisTier
@@ -175,7 +175,7 @@ class MultiLevelCacheManager:
         """`set` without awaiting: L1 before returning, L2 scheduled (needs a running loop)."""
         validate_namespace(namespace)
         if not isinstance(answer, CachedAnswer):
-            raise TypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")
+            raise InvalidTypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")
         if not self.memory.set_nowait(namespace, key, answer, ttl_s):
             self.metrics.inc("too_large_total", tier=self.memory.name)
         self.metrics.inc("stores_total", tier=self.memory.name)

@@ -16,6 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from semantic_reuse.errors import (
+    ComponentUnavailableError,
+    InvalidRequestError,
+    InvalidTypeError,
+    UsageError,
+)
 from semantic_reuse.semantic.embedder import (
     Embedder,
     FloatMatrix,
@@ -28,7 +34,7 @@ from semantic_reuse.semantic.embedder import (
 __all__ = ["EmbedderClosedError", "EmbedderStats", "MicroBatchingEmbedder"]
 
 
-class EmbedderClosedError(RuntimeError):
+class EmbedderClosedError(ComponentUnavailableError):
     """The micro-batching embedder was closed."""
 
 
@@ -86,13 +92,15 @@ class MicroBatchingEmbedder:
         max_concurrent_batches: int = 1,
     ) -> None:
         if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+            raise InvalidRequestError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if not max_wait_ms >= 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+            raise InvalidRequestError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         if cache_size < 0:
-            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
+            raise InvalidRequestError(f"cache_size must be >= 0, got {cache_size}")
         if max_concurrent_batches < 1:
-            raise ValueError(f"max_concurrent_batches must be >= 1, got {max_concurrent_batches}")
+            raise InvalidRequestError(
+                f"max_concurrent_batches must be >= 1, got {max_concurrent_batches}"
+            )
         self._inner = inner
         self._max_batch = max_batch_size
         self._max_wait_s = max_wait_ms / 1000.0
@@ -155,7 +163,7 @@ class MicroBatchingEmbedder:
     async def embed_one(self, text: str) -> FloatVector:
         """One text's unit vector, shape ``(dim,)``."""
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+            raise InvalidTypeError(f"text must be str, got {type(text).__name__}")
         row: FloatVector = (await self.embed([text]))[0]
         return row
 
@@ -226,7 +234,7 @@ class MicroBatchingEmbedder:
             old = self._loop
             if old is not None and (self._futures or self._running):
                 if not old.is_closed():
-                    raise RuntimeError("MicroBatchingEmbedder is in use by another event loop")
+                    raise UsageError("MicroBatchingEmbedder is in use by another event loop")
                 # That loop is gone (asyncio.run ended with texts queued): they can never
                 # complete, and their futures belong to it.
                 self._futures.clear()

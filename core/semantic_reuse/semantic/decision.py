@@ -26,6 +26,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from semantic_reuse.errors import InvalidRequestError
 from semantic_reuse.semantic.guard import GuardVerdict
 
 __all__ = ["Candidate", "GuardLike", "MatchDecision", "ReusePolicy", "decide_reuse"]
@@ -87,11 +88,11 @@ class ReusePolicy:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], not {self.threshold!r}")
+            raise InvalidRequestError(f"threshold must be in [0, 1], not {self.threshold!r}")
         if not 0.0 <= self.margin <= 1.0:
-            raise ValueError(f"margin must be in [0, 1], not {self.margin!r}")
+            raise InvalidRequestError(f"margin must be in [0, 1], not {self.margin!r}")
         if self.max_checks < 1:
-            raise ValueError(f"max_checks must be >= 1, not {self.max_checks!r}")
+            raise InvalidRequestError(f"max_checks must be >= 1, not {self.max_checks!r}")
 
     def decide(self, query: str, candidates: Sequence[CandidateLike]) -> MatchDecision:
         """Pick the candidate to serve for ``query``; ``candidates`` in any order."""

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from semantic_reuse.errors import ComponentUnavailableError, ConfigurationError
 from semantic_reuse.semantic.edge_optimize import Optimizer, optimize_in_child
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
@@ -71,7 +72,7 @@ class EdgeFolder:
         if _has_shard(self.folder):
             existing = _existing_dim(self.folder)
             if existing is not None and existing != self.dim:
-                raise ValueError(
+                raise ConfigurationError(
                     f"dim={self.dim} does not match the Edge store at {folder}, "
                     f"which holds {existing}-dimensional vectors"
                 )
@@ -79,10 +80,10 @@ class EdgeFolder:
                 shard = EdgeShard.load(folder, self._config())
             except Exception as exc:
                 if "ncompatible" in str(exc):
-                    raise ValueError(
+                    raise ConfigurationError(
                         f"dim={self.dim} (cosine) does not match the Edge store at {folder}: {exc}"
                     ) from exc
-                raise RuntimeError(
+                raise ComponentUnavailableError(
                     f"cannot open the Edge store at {folder} (is it open in another process?): "
                     f"{exc}"
                 ) from exc

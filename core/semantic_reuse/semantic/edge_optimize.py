@@ -37,6 +37,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
+from semantic_reuse.errors import InvalidRequestError
+
 __all__ = ["OptimizePolicy", "Optimizer", "optimize_in_child"]
 
 Optimizer = Literal["subprocess", "in_process"]
@@ -90,11 +92,13 @@ class OptimizePolicy:
         if threshold is not None and (
             isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1
         ):
-            raise ValueError(
+            raise InvalidRequestError(
                 f"optimize_threshold must be a positive int or None, got {threshold!r}"
             )
         if optimizer not in ("subprocess", "in_process"):
-            raise ValueError(f"optimizer must be 'subprocess' or 'in_process', got {optimizer!r}")
+            raise InvalidRequestError(
+                f"optimizer must be 'subprocess' or 'in_process', got {optimizer!r}"
+            )
         self.threshold = threshold
         self.optimizer: Optimizer = optimizer
         self.nice = int(nice)

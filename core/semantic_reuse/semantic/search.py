@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from semantic_reuse.answer import AnswerDecodeError, CachedAnswer
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.options import check_threshold
 from semantic_reuse.semantic.decision import Candidate, MatchDecision, ReusePolicy
@@ -92,7 +93,7 @@ class SimilaritySearchHelper:
     ) -> None:
         check_threshold(candidate_threshold, "candidate_threshold")
         if embedder.dim != store.dim:
-            raise ValueError(f"embedder dim {embedder.dim} != store dim {store.dim}")
+            raise ConfigurationError(f"embedder dim {embedder.dim} != store dim {store.dim}")
         self.embedder = embedder
         self.store = store
         self.policy = policy
@@ -135,7 +136,7 @@ class SimilaritySearchHelper:
         searched (decision reason ``too_long``)."""
         check_threshold(similarity_threshold, "similarity_threshold")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+            raise InvalidRequestError(f"top_k must be an int >= 1, got {top_k!r}")
         if vectors is None:
             fitting = [i for i, prompt in enumerate(prompts) if self.fits(prompt)]
             if len(fitting) < len(prompts):

@@ -19,6 +19,7 @@ from typing import Final, Literal
 
 import numpy as np
 
+from semantic_reuse.errors import InvalidRequestError
 from semantic_reuse.semantic.embedder import (
     EmbedderUnavailableError,
     FloatMatrix,
@@ -99,12 +100,12 @@ class SentenceTransformerEmbedder:
         onnx_cache_dir: str | Path | None = None,
     ) -> None:
         if backend not in ("torch", "onnx"):
-            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+            raise InvalidRequestError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if backend == "onnx" and device != "cpu":
-            raise ValueError("backend='onnx' runs on the CPU: leave device='cpu'")
+            raise InvalidRequestError("backend='onnx' runs on the CPU: leave device='cpu'")
         check_num_threads(num_threads)
         if max_seq_length is not None and max_seq_length < 1:
-            raise ValueError(f"max_seq_length must be >= 1, got {max_seq_length}")
+            raise InvalidRequestError(f"max_seq_length must be >= 1, got {max_seq_length}")
         if model_path is None:
             self._folder: Path | None = None  # resolved at load: the package may come later
             self._name = name or DEFAULT_MINILM_NAME

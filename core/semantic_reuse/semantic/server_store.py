@@ -20,6 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
+from semantic_reuse.errors import (
+    ComponentUnavailableError,
+    ConfigurationError,
+    InvalidRequestError,
+    InvalidTypeError,
+)
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
     F_EXPIRES_AT,
@@ -90,7 +96,7 @@ class QdrantServerStore(AsyncCloseable):
 
         self.dim = check_dim(dim)
         if not isinstance(collection, str) or not collection:
-            raise ValueError(f"collection must be a non-empty str, got {collection!r}")
+            raise InvalidRequestError(f"collection must be a non-empty str, got {collection!r}")
         self.collection = collection
         self._client: AsyncQdrantClient = AsyncQdrantClient(
             location=location,
@@ -235,7 +241,9 @@ class QdrantServerStore(AsyncCloseable):
 
     async def count(self, namespace: str | None = None) -> int:
         if namespace is not None and not isinstance(namespace, str):
-            raise TypeError(f"namespace must be a str or None, got {type(namespace).__name__}")
+            raise InvalidTypeError(
+                f"namespace must be a str or None, got {type(namespace).__name__}"
+            )
         flt = None if namespace is None else self._namespace_filter(namespace)
         client = await self._ensure()
         return (await client.count(self.collection, count_filter=flt, exact=True)).count
@@ -258,7 +266,7 @@ class QdrantServerStore(AsyncCloseable):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
+            raise ComponentUnavailableError(f"{self!r} is closed")
 
     async def _ensure(self) -> AsyncQdrantClient:
         """The client, once the collection and its payload indexes exist."""
@@ -290,16 +298,16 @@ class QdrantServerStore(AsyncCloseable):
         info = await client.get_collection(self.collection)
         vectors: Any = info.config.params.vectors
         if not isinstance(vectors, models.VectorParams):
-            raise ValueError(
+            raise ConfigurationError(
                 f"collection {self.collection!r} has named vectors; it was not made by this store"
             )
         if vectors.size != self.dim:
-            raise ValueError(
+            raise ConfigurationError(
                 f"dim={self.dim} does not match collection {self.collection!r}, "
                 f"which holds {vectors.size}-dimensional vectors"
             )
         if vectors.distance != models.Distance.COSINE:
-            raise ValueError(
+            raise ConfigurationError(
                 f"collection {self.collection!r} uses {vectors.distance} distance, not cosine"
             )
         if self._local:

@@ -37,6 +37,8 @@ from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+
 __all__ = [
     "ScopeFilter",
     "VectorMatch",
@@ -104,11 +106,11 @@ class VectorPoint:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"id must be a non-empty str, got {self.id!r}")
+            raise InvalidRequestError(f"id must be a non-empty str, got {self.id!r}")
         for name in ("namespace", "model", "fingerprint", "prompt"):
             check_type(getattr(self, name), str, name)
         if not isinstance(self.answer, Mapping):
-            raise TypeError(f"answer must be a mapping, got {type(self.answer).__name__}")
+            raise InvalidTypeError(f"answer must be a mapping, got {type(self.answer).__name__}")
         object.__setattr__(self, "vector", unit_vector(self.vector, None, name="vector"))
         object.__setattr__(self, "created_at", finite_float(self.created_at, "created_at"))
         if self.expires_at is not None:
@@ -221,10 +223,10 @@ class AsyncCloseable:
 def finite_float(value: object, name: str) -> float:
     """``value`` as a finite float, or ValueError/TypeError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
     out = float(value)
     if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {out!r}")
+        raise InvalidRequestError(f"{name} must be finite, got {out!r}")
     return out
 
 
@@ -233,18 +235,20 @@ def unit_vector(value: npt.ArrayLike, dim: int | None, *, name: str = "vector") 
     try:
         array = np.array(value, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a 1-D sequence of numbers: {exc}") from exc
+        raise InvalidRequestError(f"{name} must be a 1-D sequence of numbers: {exc}") from exc
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+        raise InvalidRequestError(f"{name} must be 1-D, got shape {array.shape}")
     if dim is not None and array.shape[0] != dim:
-        raise ValueError(f"{name} has {array.shape[0]} dimensions, the store expects dim={dim}")
+        raise InvalidRequestError(
+            f"{name} has {array.shape[0]} dimensions, the store expects dim={dim}"
+        )
     if array.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
+        raise InvalidRequestError(f"{name} is empty")
     if not bool(np.isfinite(array).all()):
-        raise ValueError(f"{name} has non-finite values (NaN or infinity)")
+        raise InvalidRequestError(f"{name} has non-finite values (NaN or infinity)")
     norm = float(np.linalg.norm(array))
     if norm == 0.0 or not math.isfinite(norm):
-        raise ValueError(f"{name} has zero length: cosine similarity is undefined")
+        raise InvalidRequestError(f"{name} has zero length: cosine similarity is undefined")
     if abs(norm - 1.0) > 1e-6:
         array /= np.float32(norm)
     array.setflags(write=False)
@@ -254,20 +258,20 @@ def unit_vector(value: npt.ArrayLike, dim: int | None, *, name: str = "vector") 
 def check_type(value: object, kind: type[_T], name: str) -> _T:
     """``value`` when it is a ``kind``, else TypeError naming ``name``."""
     if not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
     return value
 
 
 def check_dim(value: object) -> int:
     """A valid vector dimension, or ValueError naming ``dim``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise ValueError(f"dim must be a positive int, got {value!r}")
+        raise InvalidRequestError(f"dim must be a positive int, got {value!r}")
     return int(value)
 
 
 def check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or int(limit) < 1:
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
+        raise InvalidRequestError(f"limit must be a positive int, got {limit!r}")
     return int(limit)
 
 
@@ -277,7 +281,7 @@ def check_threshold(score_threshold: float | None) -> float | None:
         return None
     value = finite_float(score_threshold, "score_threshold")
     if not -1.0 <= value <= 1.0:
-        raise ValueError(f"score_threshold must be in [-1, 1] (cosine), got {value!r}")
+        raise InvalidRequestError(f"score_threshold must be in [-1, 1] (cosine), got {value!r}")
     return value
 
 
@@ -294,12 +298,12 @@ def resolve_now(now: float | None) -> float:
 
 def check_points(points: Sequence[VectorPoint], dim: int) -> None:
     if isinstance(points, VectorPoint):
-        raise TypeError("points must be a sequence of VectorPoint, got a single VectorPoint")
+        raise InvalidTypeError("points must be a sequence of VectorPoint, got a single VectorPoint")
     for point in points:
         if not isinstance(point, VectorPoint):
-            raise TypeError(f"points must hold VectorPoint, got {type(point).__name__}")
+            raise InvalidTypeError(f"points must hold VectorPoint, got {type(point).__name__}")
         if point.vector.shape[0] != dim:
-            raise ValueError(
+            raise InvalidRequestError(
                 f"vector of point {point.id!r} has {point.vector.shape[0]} dimensions, "
                 f"the store expects dim={dim}"
             )
@@ -307,11 +311,11 @@ def check_points(points: Sequence[VectorPoint], dim: int) -> None:
 
 def check_ids(ids: Sequence[str]) -> list[str]:
     if isinstance(ids, str):
-        raise TypeError("ids must be a sequence of str, got a single str")
+        raise InvalidTypeError("ids must be a sequence of str, got a single str")
     out = list(ids)
     for item in out:
         if not isinstance(item, str):
-            raise TypeError(f"ids must hold str, got {type(item).__name__}")
+            raise InvalidTypeError(f"ids must hold str, got {type(item).__name__}")
     return out
 
 
@@ -331,7 +335,7 @@ def encode_payload(point: VectorPoint) -> dict[str, Any]:
     try:
         answer = json.loads(json.dumps(dict(point.answer), allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"answer of point {point.id!r} is not JSON-able: {exc}") from exc
+        raise InvalidRequestError(f"answer of point {point.id!r} is not JSON-able: {exc}") from exc
     return {
         F_ID: point.id,
         F_NAMESPACE: point.namespace,

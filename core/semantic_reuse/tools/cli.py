@@ -308,8 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_library_logs() -> None:
+    """The CLI is an application: it shows semantic-reuse's INFO and above on stderr, one
+    line each, without variable dumps (the library alone installs no sink and is silent)."""
+    from loguru import logger
+
+    logger.remove()  # loguru's default sink: DEBUG, with `diagnose` variable dumps
+    logger.add(sys.stderr, level="INFO", diagnose=False, backtrace=False,
+               format="<level>{level: <8}</level> {name}: {message}")  # fmt: skip
+    logger.enable("semantic_reuse")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_library_logs()
     result: int = args.run(args, Console())
     return result
 

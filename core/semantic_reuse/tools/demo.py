@@ -20,6 +20,7 @@ from rich.table import Table
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.exact.redis import RedisTier
 from semantic_reuse.outcome import ReuseInfo, ReuseKind
+from semantic_reuse.redaction import redact_url
 
 DEFAULT_DEMO_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -53,9 +54,9 @@ async def pick_redis(url: str | None, console: Console) -> str | None:
     finally:
         await tier.aclose()
     if alive:
-        console.print(f"[green]Redis answers at {candidate}: using it as L2[/]")
+        console.print(f"[green]Redis answers at {redact_url(candidate)}: using it as L2[/]")
         return candidate
-    console.print(f"[yellow]No Redis at {candidate}: memory and Qdrant tiers only[/]")
+    console.print(f"[yellow]No Redis at {redact_url(candidate)}: memory and Qdrant tiers only[/]")
     return None
 
 

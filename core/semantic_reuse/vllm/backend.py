@@ -18,6 +18,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.backend import BackendChunk, Delta
+from semantic_reuse.errors import InvalidRequestError
 from semantic_reuse.request import ReuseRequest
 
 
@@ -49,7 +50,7 @@ class VLLMBackend:
         prompt: Any = None,
     ) -> None:
         if (whole is None) != (prompt is None):
-            raise ValueError("give both whole and prompt, or neither")
+            raise InvalidRequestError("give both whole and prompt, or neither")
         self._llm = llm
         self._whole = whole
         self._prompt = prompt

@@ -26,6 +26,8 @@ from typing import Any
 
 import platformdirs
 
+from semantic_reuse.errors import ComponentUnavailableError
+
 __all__ = [
     "DEFAULT_MAX_MODEL_LEN",
     "GGUF_FILE",
@@ -56,7 +58,7 @@ ProgressCallback = Callable[[str, int, int], None]
 """Called as `progress(description, steps_done, steps_total)` while a model is prepared."""
 
 
-class ModelPreparationError(RuntimeError):
+class ModelPreparationError(ComponentUnavailableError):
     """The default model cannot be prepared (source missing, target unusable, conversion failed)."""
 
 

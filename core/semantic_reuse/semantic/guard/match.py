@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from semantic_reuse.errors import InvalidRequestError
+
 from .english import light_stem
 from .lexicon import CJK_RE, ZH_ADMIN_SUFFIX
 from .profile import EntityMode, Profiler, TextProfile, squash
@@ -59,11 +61,13 @@ class MatchGuard(Profiler):
         cache_size: int = 4096,
     ) -> None:
         if entities not in ("lexical", "spacy", "off"):
-            raise ValueError(f"entities must be 'lexical', 'spacy' or 'off', not {entities!r}")
+            raise InvalidRequestError(
+                f"entities must be 'lexical', 'spacy' or 'off', not {entities!r}"
+            )
         if mismatch not in ("replace", "any"):
-            raise ValueError(f"mismatch must be 'replace' or 'any', not {mismatch!r}")
+            raise InvalidRequestError(f"mismatch must be 'replace' or 'any', not {mismatch!r}")
         if cache_size < 0:
-            raise ValueError(f"cache_size must be >= 0, not {cache_size}")
+            raise InvalidRequestError(f"cache_size must be >= 0, not {cache_size}")
         super().__init__(entities=entities, spacy_model=spacy_model, cache_size=cache_size)
         self.numbers = numbers
         self.negation = negation

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from semantic_reuse.errors import ComponentUnavailableError
 from semantic_reuse.semantic.embedder import Embedder
 
 #: GPTCache's own default threshold.
@@ -48,7 +49,7 @@ MAX_DISTANCE = 4.0
 _REQUIRED = {"gptcache": "gptcache==0.1.44", "faiss": "faiss-cpu", "sqlalchemy": "sqlalchemy"}
 
 
-class BaselineUnavailableError(RuntimeError):
+class BaselineUnavailableError(ComponentUnavailableError):
     """GPTCache or a store it needs is not installed (it would pip-install it at run time)."""
 
 

@@ -15,7 +15,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from semantic_reuse import HandlerConfig
-from semantic_reuse.spi import Embedder, build_embedder
+from semantic_reuse.spi import ConfigurationError, Embedder, InvalidTypeError, build_embedder
 
 
 class SemanticReuseEmbedding(BaseEmbedding):
@@ -37,9 +37,9 @@ class SemanticReuseEmbedding(BaseEmbedding):
         **kwargs: Any,
     ) -> None:
         if embedder is not None and config is not None:
-            raise ValueError("give either embedder or config, not both")
+            raise ConfigurationError("give either embedder or config, not both")
         if embedder is not None and not isinstance(embedder, Embedder):
-            raise TypeError(f"embedder must be an Embedder, got {type(embedder).__name__}")
+            raise InvalidTypeError(f"embedder must be an Embedder, got {type(embedder).__name__}")
         chosen = embedder if embedder is not None else build_embedder(config or HandlerConfig())
         kwargs.setdefault("model_name", chosen.name)
         super().__init__(**kwargs)

@@ -31,7 +31,7 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.prompts import BasePromptTemplate
 
 from semantic_reuse import Completion
-from semantic_reuse.spi import PromptInput, ReuseModelSettings
+from semantic_reuse.spi import InvalidTypeError, PromptInput, ReuseModelSettings
 
 R = TypeVar("R")
 
@@ -147,7 +147,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
 
     def _as_messages(self, prompt: str, formatted: bool) -> list[dict[str, Any]]:
         if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            raise InvalidTypeError(f"prompt must be a str, got {type(prompt).__name__}")
         if not formatted and self.completion_to_prompt is not None:
             prompt = self.completion_to_prompt(prompt)
         messages = [{"role": "user", "content": prompt}]
@@ -168,7 +168,7 @@ def to_chat(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     chat: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, ChatMessage):
-            raise TypeError(f"messages must be ChatMessage, got {type(message).__name__}")
+            raise InvalidTypeError(f"messages must be ChatMessage, got {type(message).__name__}")
         role = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
         chat.append({"role": role, "content": message.content or ""})
     return chat

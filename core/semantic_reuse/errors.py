@@ -1,0 +1,56 @@
+"""The exceptions semantic-reuse raises at its public boundaries: one rooted hierarchy.
+
+Every error the library raises on purpose is a `SemanticReuseError`, so that
+``except SemanticReuseError`` catches them all. Errors that mean bad input also subclass
+the built-in a caller would expect (``ValueError``, ``TypeError``), and errors of a
+component that cannot be used subclass ``RuntimeError``: code written against the
+built-ins keeps working.
+
+Configuration given as `HandlerConfig` fields is validated by pydantic, whose
+``ValidationError`` (a ``ValueError``) names the field; it is not re-wrapped.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnswerDecodeError",
+    "AnswerTooLargeError",
+    "ComponentUnavailableError",
+    "ConfigurationError",
+    "InvalidRequestError",
+    "InvalidTypeError",
+    "SemanticReuseError",
+    "UsageError",
+]
+
+
+class SemanticReuseError(Exception):
+    """The root of every exception semantic-reuse raises on purpose."""
+
+
+class InvalidRequestError(SemanticReuseError, ValueError):
+    """An argument has a value the call cannot take (the message names the argument)."""
+
+
+class InvalidTypeError(SemanticReuseError, TypeError):
+    """An argument has the wrong type (the message names the argument)."""
+
+
+class ConfigurationError(SemanticReuseError, ValueError):
+    """A combination of settings or constructor arguments that cannot work together."""
+
+
+class AnswerDecodeError(SemanticReuseError, ValueError):
+    """A cached value that is not a valid answer of this codec version."""
+
+
+class AnswerTooLargeError(SemanticReuseError, ValueError):
+    """An answer whose encoding exceeds the configured size cap."""
+
+
+class ComponentUnavailableError(SemanticReuseError, RuntimeError):
+    """A component cannot be used: a model or package is missing, or it was closed."""
+
+
+class UsageError(SemanticReuseError, RuntimeError):
+    """A call made in a state that does not allow it (e.g. a sync wrapper on its own loop)."""
