@@ -33,9 +33,9 @@ from semantic_reuse import (
     ReuseRequest,
     SemanticReuseError,
 )
-from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.defaults import build_search_helper_from
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.redaction import describe_error, endpoint_scope, redact_url
 
 from .conftest import EngineFactory
@@ -465,9 +465,14 @@ def test_bad_input_raises_the_library_error_and_the_builtin() -> None:
 
 
 def test_component_and_codec_errors_join_the_hierarchy() -> None:
-    from semantic_reuse.spi import AnswerCodec, AnswerDecodeError, ComponentUnavailableError, UsageError
     from semantic_reuse.semantic.batching import EmbedderClosedError
     from semantic_reuse.semantic.embedder import EmbedderUnavailableError
+    from semantic_reuse.spi import (
+        AnswerCodec,
+        AnswerDecodeError,
+        ComponentUnavailableError,
+        UsageError,
+    )
     from semantic_reuse.vllm.model import ModelPreparationError
 
     for error in (EmbedderUnavailableError, EmbedderClosedError, ModelPreparationError):
