@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,33 @@ import pytest
 import pytest_asyncio
 
 from semantic_reuse.spi import RedisTier
+
+
+class ManualClock:
+    """A clock that moves only when told (`advance`): for TTLs and breaker back-offs, which
+    the code reads through an injected `clock`, so that tests never sleep to wait for them."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, limit_s: float = 10
+) -> None:
+    """Poll `condition` until it holds, for what only an outside process decides (Redis
+    expiring a key on its own clock). The limit is a safety net far above the expected wait,
+    never a timing assertion."""
+    deadline = time.monotonic() + limit_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: still not true after {limit_s} s")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="session")
