@@ -21,6 +21,18 @@ import pytest_asyncio
 from semantic_reuse.spi import RedisTier
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks by what a test uses, so that `-m "not slow"` and `-m "not integration"` hold
+    for tests written later too: the session's vLLM engine is slow, Redis is integration.
+    Tests that start vLLM in a subprocess (the demo, the cookbook) are marked by hand."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "enhanced_llm" in names:
+            item.add_marker(pytest.mark.slow)
+        if names & {"redis_url", "private_redis"}:
+            item.add_marker(pytest.mark.integration)
+
+
 class ManualClock:
     """A clock that moves only when told (`advance`): for TTLs and breaker back-offs, which
     the code reads through an injected `clock`, so that tests never sleep to wait for them."""
@@ -131,6 +143,15 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.start()
         yield server
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A datasets folder of the benchmarks' files, a few hand-written questions each: tests
+    never read the real evaluation data (`../shared/datasets`), which a clone lacks."""
+    from .datasets import write_tiny_datasets
+
+    return write_tiny_datasets(tmp_path_factory.mktemp("datasets"))
 
 
 # -- semantic components: loaded once per test session (real models) -----------------

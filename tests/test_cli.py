@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 WIDE = {**os.environ, "COLUMNS": "220"}
 
 
@@ -17,6 +19,7 @@ def _row(out: str, shows: str) -> str:
     return match.group(0)
 
 
+@pytest.mark.slow
 def test_demo_runs_the_main_job_on_vllm_with_redis(redis_url: str) -> None:
     """`make demo`'s command: vLLM (CPU) serves the default model through EnhancedAsyncLLM."""
     result = subprocess.run(
