@@ -154,6 +154,15 @@ def tiny_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_datasets(tmp_path_factory.mktemp("datasets"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def benches_default_to_tiny_datasets(tiny_datasets: Path) -> Iterator[None]:
+    """`$SEMANTIC_REUSE_DATASETS` names the tiny folder for the whole session (subprocesses
+    included): a bench run without `--datasets` never falls back on ../shared/datasets."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEMANTIC_REUSE_DATASETS", str(tiny_datasets))
+        yield
+
+
 # -- semantic components: loaded once per test session (real models) -----------------
 
 

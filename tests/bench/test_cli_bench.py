@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from semantic_reuse.tools.cli import main
 
 
@@ -43,3 +45,20 @@ def test_all_tiny(tiny_datasets: Path, tmp_path: Path) -> None:
     assert "e2e" not in results
     assert results["targets"]
     assert "## Targets" in (out / "report.md").read_text()
+
+
+def test_one_default_datasets_folder_overridable(
+    tiny_datasets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semantic_reuse.tools.bench import DEFAULT_DATASETS, default_datasets
+    from semantic_reuse.tools.cli import build_parser
+
+    # The tests point $SEMANTIC_REUSE_DATASETS at their tiny files (conftest.py).
+    assert build_parser().parse_args(["bench", "speed"]).datasets == tiny_datasets
+    assert build_parser().parse_args(["bench", "compound"]).queries == (
+        tiny_datasets / "compound_dev.jsonl"
+    )
+    assert build_parser().parse_args(["bench", "all", "--datasets", "/d"]).datasets == Path("/d")
+    monkeypatch.delenv("SEMANTIC_REUSE_DATASETS")
+    assert default_datasets() == DEFAULT_DATASETS == Path("../shared/datasets")
+    assert build_parser().parse_args(["bench", "e2e"]).datasets == DEFAULT_DATASETS
