@@ -24,7 +24,7 @@ def test_a_log_gets_whole_table_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Not a terminal (a pipe, a log): Rich would assume 80 columns and cut the demo's rows."""
     from rich.table import Table
 
-    from semantic_reuse.cli import LOG_WIDTH, make_console
+    from semantic_reuse.tools.cli import LOG_WIDTH, make_console
 
     log = io.StringIO()
     monkeypatch.setattr(sys, "stdout", log)

@@ -16,6 +16,7 @@ from semantic_reuse import (
     ReuseKind,
     ReuseRequest,
 )
+from semantic_reuse.singleflight import SingleFlight
 
 from .conftest import EngineFactory
 
@@ -40,22 +41,23 @@ class CountingModel:
 
 
 class Followers:
-    """Counts the requests that wait on an identical request's generation (single-flight)
+    """Counts the requests that wait on an identical request's generation (single-flight:
+    `SingleFlight.follow`, watched on the class, since the engine keeps its flights private)
     and says when `expected` of them do."""
 
-    def __init__(self, engine: ReuseEngine, monkeypatch: pytest.MonkeyPatch, expected: int):
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, expected: int) -> None:
         self.tasks: list[asyncio.Task[Any] | None] = []
         self.expected = expected
         self.joined = asyncio.Event()
-        follow = engine.flights.follow
+        follow = SingleFlight.follow
 
-        async def counted(key: str) -> Any:
+        async def counted(flights: SingleFlight[Any], key: str) -> Any:
             self.tasks.append(asyncio.current_task())
             if len(self.tasks) >= self.expected:
                 self.joined.set()
-            return await follow(key)
+            return await follow(flights, key)
 
-        monkeypatch.setattr(engine.flights, "follow", counted)
+        monkeypatch.setattr(SingleFlight, "follow", counted)
 
     async def wait(self) -> None:
         """Until `expected` requests wait; fails (never hangs) if they do not. The limit is
@@ -229,7 +231,7 @@ async def test_identical_concurrent_requests_generate_once(
 ) -> None:
     engine: ReuseEngine = make_engine()
     model = CountingModel(gated=True)
-    followers = Followers(engine, monkeypatch, 199)
+    followers = Followers(monkeypatch, 199)
     requests = asyncio.gather(
         *(engine.generate("Summarise the plot of Hamlet", model.backend) for _ in range(200))
     )
@@ -248,7 +250,7 @@ async def test_a_cancelled_waiter_does_not_cancel_the_others(
 ) -> None:
     engine: ReuseEngine = make_engine()
     model = CountingModel(gated=True)
-    followers = Followers(engine, monkeypatch, 4)
+    followers = Followers(monkeypatch, 4)
     tasks = [
         asyncio.ensure_future(engine.generate("Explain quantum tunnelling", model.backend))
         for _ in range(5)
@@ -269,7 +271,7 @@ async def test_a_cancelled_leader_lets_a_waiter_generate(
 ) -> None:
     engine: ReuseEngine = make_engine()
     model = CountingModel(gated=True)
-    followers = Followers(engine, monkeypatch, 1)
+    followers = Followers(monkeypatch, 1)
     leader = asyncio.ensure_future(engine.generate("Describe the water cycle", model.backend))
     await model.called.wait()  # the leader is generating
     waiter = asyncio.ensure_future(engine.generate("Describe the water cycle", model.backend))

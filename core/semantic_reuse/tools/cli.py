@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from semantic_reuse.bench import default_datasets
+from semantic_reuse.tools.bench import default_datasets
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
