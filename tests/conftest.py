@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,45 @@ import pytest
 import pytest_asyncio
 
 from semantic_reuse.spi import RedisTier
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks by what a test uses, so that `-m "not slow"` and `-m "not integration"` hold
+    for tests written later too: the session's vLLM engine is slow, Redis is integration.
+    Tests that start vLLM in a subprocess (the demo, the cookbook) are marked by hand."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "enhanced_llm" in names:
+            item.add_marker(pytest.mark.slow)
+        if names & {"redis_url", "private_redis"}:
+            item.add_marker(pytest.mark.integration)
+
+
+class ManualClock:
+    """A clock that moves only when told (`advance`): for TTLs and breaker back-offs, which
+    the code reads through an injected `clock`, so that tests never sleep to wait for them."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, limit_s: float = 10
+) -> None:
+    """Poll `condition` until it holds, for what only an outside process decides (Redis
+    expiring a key on its own clock). The limit is a safety net far above the expected wait,
+    never a timing assertion."""
+    deadline = time.monotonic() + limit_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: still not true after {limit_s} s")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +143,24 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.start()
         yield server
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A datasets folder of the benchmarks' files, a few hand-written questions each: tests
+    never read the real evaluation data (`../shared/datasets`), which a clone lacks."""
+    from .datasets import write_tiny_datasets
+
+    return write_tiny_datasets(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def benches_default_to_tiny_datasets(tiny_datasets: Path) -> Iterator[None]:
+    """`$SEMANTIC_REUSE_DATASETS` names the tiny folder for the whole session (subprocesses
+    included): a bench run without `--datasets` never falls back on ../shared/datasets."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEMANTIC_REUSE_DATASETS", str(tiny_datasets))
+        yield
 
 
 # -- semantic components: loaded once per test session (real models) -----------------

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 WIDE = {**os.environ, "COLUMNS": "220"}
 
@@ -17,6 +20,35 @@ def _row(out: str, shows: str) -> str:
     return match.group(0)
 
 
+def test_a_log_gets_whole_table_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a terminal (a pipe, a log): Rich would assume 80 columns and cut the demo's rows."""
+    from rich.table import Table
+
+    from semantic_reuse.tools.cli import LOG_WIDTH, make_console
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", log)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = make_console()
+    assert not console.is_terminal
+    assert console.width == LOG_WIDTH
+    table = Table(title="Each request")
+    for column in ("shows", "tenant", "question", "outcome", "similarity", "ms", "generated"):
+        table.add_column(column)
+    table.add_row("compound, both parts known", "acme",
+                  "What is the capital of France and how do I reset my password?",
+                  "generated (no_candidates)", "", "2803", "48")  # fmt: skip
+    table.add_row("new question (zh)", "acme", "怎么重置我的密码？", "generated (guard:numbers)",
+                  "0.997", "2201", "48")  # fmt: skip
+    console.print(table)
+    out = log.getvalue()
+    assert "…" not in out
+    whole = ["What is the capital of France and how do I reset my password?", "怎么重置我的密码？",
+             "generated (no_candidates)", "generated (guard:numbers)"]  # fmt: skip
+    assert [cell for cell in whole if cell not in out] == []
+
+
+@pytest.mark.slow
 def test_demo_runs_the_main_job_on_vllm_with_redis(redis_url: str) -> None:
     """`make demo`'s command: vLLM (CPU) serves the default model through EnhancedAsyncLLM."""
     result = subprocess.run(

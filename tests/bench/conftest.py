@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
 
 @pytest.fixture(autouse=True)
 def bench_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -5,43 +5,39 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from semantic_reuse.tools.cli import main
-from tests.bench.conftest import DATASETS
 
 
-def _first_lines(source: Path, target: Path, n: int) -> Path:
-    lines = source.read_text(encoding="utf-8").splitlines()[:n]
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return target
-
-
-def test_quality_with_gptcache_baseline(tmp_path: Path) -> None:
-    pairs = _first_lines(DATASETS / "qqp_dev_5k.jsonl", tmp_path / "pairs.jsonl", 50)
+def test_quality_with_gptcache_baseline(tiny_datasets: Path, tmp_path: Path) -> None:
+    pairs = tiny_datasets / "qqp_dev_5k.jsonl"
     out = tmp_path / "out"
     assert main(["bench", "quality", "--pairs", str(pairs), "--baseline", "gptcache",
                  "--out", str(out)]) == 0  # fmt: skip
-    result = json.loads((out / "quality-pairs.json").read_text())
+    result = json.loads((out / "quality-qqp_dev_5k.json").read_text())
     assert [s["system"] for s in result["systems"]] == ["semantic-reuse", "gptcache"]
-    assert (out / "quality-pairs.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "quality-qqp_dev_5k.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_compound(tmp_path: Path) -> None:
-    queries = _first_lines(DATASETS / "compound_dev.jsonl", tmp_path / "c.jsonl", 6)
+def test_compound(tiny_datasets: Path) -> None:
+    queries = tiny_datasets / "compound_dev.jsonl"
     assert main(["bench", "compound", "--queries", str(queries), "--lang", "en"]) == 0
 
 
-def test_speed_tiny(tmp_path: Path) -> None:
-    assert main(["bench", "speed", "--sizes", "30", "--probes", "3", "--systems", "edge",
-                 "gptcache", "--out", str(tmp_path)]) == 0  # fmt: skip
+def test_speed_tiny(tiny_datasets: Path, tmp_path: Path) -> None:
+    assert main(["bench", "speed", "--datasets", str(tiny_datasets), "--sizes", "30",
+                 "--probes", "3", "--systems", "edge", "gptcache",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
     result = json.loads((tmp_path / "speed.json").read_text())
     assert {r["system"] for r in result["rows"]} == {"edge", "gptcache"}
     assert (tmp_path / "latency-vs-size.png").is_file()
 
 
-def test_all_tiny(tmp_path: Path) -> None:
+def test_all_tiny(tiny_datasets: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    assert main(["bench", "all", "--no-e2e", "--limit", "12", "--sizes", "30", "--probes", "3",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert main(["bench", "all", "--datasets", str(tiny_datasets), "--no-e2e", "--limit", "12",
+                 "--sizes", "30", "--probes", "3", "--out", str(out)]) == 0  # fmt: skip
     names = {p.name for p in out.iterdir()}
     assert {"results.json", "report.md", "latency-vs-size.png", "latency-cdf.png",
             "quality-qqp_dev_5k.png", "quality-lcqmc_dev.png"} <= names  # fmt: skip
@@ -49,3 +45,20 @@ def test_all_tiny(tmp_path: Path) -> None:
     assert "e2e" not in results
     assert results["targets"]
     assert "## Targets" in (out / "report.md").read_text()
+
+
+def test_one_default_datasets_folder_overridable(
+    tiny_datasets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semantic_reuse.tools.bench import DEFAULT_DATASETS, default_datasets
+    from semantic_reuse.tools.cli import build_parser
+
+    # The tests point $SEMANTIC_REUSE_DATASETS at their tiny files (conftest.py).
+    assert build_parser().parse_args(["bench", "speed"]).datasets == tiny_datasets
+    assert build_parser().parse_args(["bench", "compound"]).queries == (
+        tiny_datasets / "compound_dev.jsonl"
+    )
+    assert build_parser().parse_args(["bench", "all", "--datasets", "/d"]).datasets == Path("/d")
+    monkeypatch.delenv("SEMANTIC_REUSE_DATASETS")
+    assert default_datasets() == DEFAULT_DATASETS == Path("../shared/datasets")
+    assert build_parser().parse_args(["bench", "e2e"]).datasets == DEFAULT_DATASETS

@@ -10,7 +10,6 @@ from semantic_reuse.tools.bench import plots
 from semantic_reuse.tools.bench.gptcache_baseline import GPTCacheBaseline
 from semantic_reuse.tools.bench.quality_compare import compare_quality
 from semantic_reuse.tools.calibrate import LabelledPair, load_pairs
-from tests.bench.conftest import DATASETS
 
 KNOWN = [
     LabelledPair("0", "How do I reset my password?", "How can I reset my password?", 1),
@@ -31,13 +30,13 @@ def test_known_pairs_both_systems(minilm: Any) -> None:
     assert result.engine.kinds == {"semantic": 2}
 
 
-def test_fifty_qqp_pairs_and_the_plot(minilm: Any, tmp_path: Path) -> None:
-    pairs = load_pairs(DATASETS / "qqp_dev_5k.jsonl")[:50]
+def test_a_pair_file_and_the_plot(minilm: Any, tiny_datasets: Path, tmp_path: Path) -> None:
+    pairs = load_pairs(tiny_datasets / "qqp_dev_5k.jsonl")
     result = compare_quality(pairs, HandlerConfig(), embedder=minilm, pairs_file="qqp")
     data = result.as_dict()
     assert [s["system"] for s in data["systems"]] == ["semantic-reuse", "gptcache"]
     for system in data["systems"]:
-        assert system["default"]["queries"] == 50
+        assert system["default"]["queries"] == len(pairs)
         assert len(system["sweep"]) >= 20
         for point in system["sweep"]:
             assert 0.0 <= point["error_rate"] <= point["hit_rate"] <= 1.0

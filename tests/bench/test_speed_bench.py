@@ -9,17 +9,23 @@ from typing import Any
 from semantic_reuse import HandlerConfig
 from semantic_reuse.tools.bench import plots
 from semantic_reuse.tools.bench.speed import SpeedOptions, run_speed
-from tests.bench.conftest import DATASETS
 
 
 async def test_tiny_speed_run(
-    minilm: Any, splitter: Any, redis_url: str, bench_cache: Path, tmp_path: Path
+    minilm: Any,
+    splitter: Any,
+    redis_url: str,
+    bench_cache: Path,
+    tiny_datasets: Path,
+    tmp_path: Path,
 ) -> None:
     options = SpeedOptions(
         sizes=(40, 80), probes=5, misses=5, concurrency=(1, 4), throughput_lookups=8,
         inserts=4, redis_url=redis_url, cache_dir=bench_cache,
     )  # fmt: skip
-    result = await run_speed(DATASETS, HandlerConfig(), options, embedder=minilm, splitter=splitter)
+    result = await run_speed(
+        tiny_datasets, HandlerConfig(), options, embedder=minilm, splitter=splitter
+    )
     rows = {(r["system"], r["entries"]): r for r in result["rows"]}
     assert set(rows) == {
         (s, n) for s in ("edge", "edge-onnx", "qdrant-local", "gptcache") for n in (40, 80)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import subprocess
 import sys
 import threading
@@ -37,7 +38,8 @@ def chinese() -> ChineseClauseSplitter:
 
 
 class _Recording:
-    """Wraps a real splitter and records how many calls run at once."""
+    """Wraps a real splitter and records how many calls run at once. `delay_s` holds each
+    call that long (a slow splitter, so that calls could overlap if the limit let them)."""
 
     def __init__(self, inner: ClauseSplitter, delay_s: float = 0.0) -> None:
         self.inner = inner
@@ -45,6 +47,7 @@ class _Recording:
         self.active = 0
         self.peak = 0
         self.calls = 0
+        self.entered = threading.Event()
         self._lock = threading.Lock()
 
     def split(self, text: str) -> list[str]:
@@ -52,6 +55,7 @@ class _Recording:
             self.active += 1
             self.calls += 1
             self.peak = max(self.peak, self.active)
+        self.entered.set()
         try:
             if self.delay_s:
                 time.sleep(self.delay_s)
@@ -61,15 +65,17 @@ class _Recording:
                 self.active -= 1
 
 
-class _Slow:
-    """A deliberately slow splitter."""
+class _Held:
+    """A splitter that answers at once, or (`held`) only when the test sets `release`."""
 
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
+    def __init__(self, *, held: bool = False) -> None:
+        self.release = threading.Event()
+        if not held:
+            self.release.set()
         self.finished = threading.Event()
 
     def split(self, text: str) -> list[str]:
-        time.sleep(self.delay_s)
+        assert self.release.wait(30), "the test never released the splitter"
         self.finished.set()
         return ["A?", "B?"]
 
@@ -348,16 +354,18 @@ async def test_extractor_respects_max_concurrent_one(
 async def test_extractor_runs_up_to_the_limit_and_grows_it(
     extractor_factory: list[AsyncConjunctionExtractor],
 ) -> None:
-    recording = _Recording(_Slow(0.0), delay_s=0.1)
+    recording = _Recording(_Held(), delay_s=0.1)
     ex = AsyncConjunctionExtractor(max_concurrent=2, timeout_s=30, english=recording)
     extractor_factory.append(ex)
     await asyncio.gather(*(ex.extract_conjunctions_async("a and b?") for _ in range(6)))
     assert recording.peak == 2
 
     recording.peak = 0
+    recording.entered.clear()
     ex.set_max_concurrent_tasks(1)
     tasks = [asyncio.create_task(ex.extract_conjunctions_async("a?")) for _ in range(4)]
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(recording.entered.wait, 30)  # one is splitting
+    assert ex.stats.in_flight == 1  # the three others wait for its slot
     assert recording.peak == 1
     ex.set_max_concurrent_tasks(4)  # waiting calls are admitted at once
     await asyncio.gather(*tasks)
@@ -369,23 +377,22 @@ async def test_extractor_runs_up_to_the_limit_and_grows_it(
 async def test_extractor_timeout_returns_empty_and_counts(
     extractor_factory: list[AsyncConjunctionExtractor],
 ) -> None:
-    slow = _Slow(0.5)
-    ex = AsyncConjunctionExtractor(max_concurrent=1, timeout_s=0.05, english=slow)
+    slow = _Held(held=True)  # overruns until released
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    ex = AsyncConjunctionExtractor(max_concurrent=1, timeout_s=0.05, english=slow, executor=pool)
     extractor_factory.append(ex)
-    start = time.perf_counter()
     assert await ex.extract_conjunctions_async("What is Redis and how does it store data?") == []
-    assert time.perf_counter() - start < 0.4
+    assert not slow.finished.is_set()  # answered on the timeout, not when the split ended
     assert ex.stats.timeouts == 1
     # the overrunning thread still holds the only slot: the next call times
     # out while waiting for it ...
     assert await ex.extract_conjunctions_async("Another question?") == []
     assert ex.stats.timeouts == 2
+    assert ex.stats.in_flight == 1
     # ... and the slot comes back when the thread really finishes
-    await asyncio.to_thread(slow.finished.wait, 5)
-    for _ in range(100):
-        if ex.stats.in_flight == 0:
-            break
-        await asyncio.sleep(0.01)
+    slow.release.set()
+    await asyncio.to_thread(pool.shutdown, wait=True)  # the split and its callbacks are done
+    assert slow.finished.is_set()
     assert ex.stats.in_flight == 0
 
 
@@ -402,13 +409,16 @@ async def test_extractor_failure_degrades_to_empty(
 async def test_extractor_cancelled_waiter_does_not_leak_a_slot(
     extractor_factory: list[AsyncConjunctionExtractor],
 ) -> None:
-    recording = _Recording(_Slow(0.0), delay_s=0.1)
+    held = _Held(held=True)
+    recording = _Recording(held)
     ex = AsyncConjunctionExtractor(max_concurrent=1, timeout_s=30, english=recording)
     extractor_factory.append(ex)
     first = asyncio.create_task(ex.extract_conjunctions_async("a?"))
     waiting = asyncio.create_task(ex.extract_conjunctions_async("b?"))
-    await asyncio.sleep(0.02)
+    assert await asyncio.to_thread(recording.entered.wait, 30)  # `first` holds the only slot
+    assert ex.stats.in_flight == 1  # `waiting` waits for it
     waiting.cancel()
+    held.release.set()
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert await first == ["A?", "B?"]
@@ -419,7 +429,7 @@ async def test_extractor_cancelled_waiter_does_not_leak_a_slot(
 async def test_extractor_rejects_bad_input(
     extractor_factory: list[AsyncConjunctionExtractor],
 ) -> None:
-    ex = AsyncConjunctionExtractor(english=_Slow(0.0))
+    ex = AsyncConjunctionExtractor(english=_Held())
     extractor_factory.append(ex)
     with pytest.raises(TypeError, match="prompt"):
         await ex.extract_conjunctions_async(42)  # type: ignore[arg-type]

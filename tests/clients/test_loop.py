@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -136,16 +135,20 @@ def test_many_threads_share_an_idle_home_loop() -> None:
         assert streams == [["0:r1", "1:r1", "2:r1"]] * 16
 
         # A long call arriving while a short one drives the loop: it must not be handed to
-        # a loop that stops when the short one returns.
+        # a loop that stops when the short one returns. The short call's 0.1 s is the window
+        # in which the long one arrives (a wider window only makes the check stricter).
+        driving = threading.Event()
+
         async def slow(seconds: float) -> float:
+            driving.set()
             await asyncio.sleep(seconds)
             return seconds
 
         with ThreadPoolExecutor(2) as pool:
             short = pool.submit(home.run_sync, slow(0.1))
-            time.sleep(0.03)
+            assert driving.wait(timeout=30)  # the short call drives the loop now
             long = pool.submit(home.run_sync, slow(0.3))
-            assert short.result(timeout=5) == 0.1
-            assert long.result(timeout=5) == 0.3
+            assert short.result(timeout=30) == 0.1
+            assert long.result(timeout=30) == 0.3
     finally:
         loop.close()

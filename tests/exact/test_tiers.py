@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as redis_client
 
 from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest
 from semantic_reuse.spi import (
@@ -16,7 +17,7 @@ from semantic_reuse.spi import (
     RedisTier,
 )
 
-from ..conftest import PrivateRedis
+from ..conftest import ManualClock, PrivateRedis, eventually
 
 
 @pytest.fixture
@@ -78,15 +79,36 @@ async def test_invalidate_removes_from_every_tier(manager: MultiLevelCacheManage
     assert await manager.redis.get("n", "k") is None
 
 
-async def test_ttl_applies_to_both_tiers(manager: MultiLevelCacheManager) -> None:
-    await manager.set("k", CachedAnswer("brief"), namespace="n", ttl_s=0.15)
-    await manager.flush()
-    await asyncio.sleep(0.4)
-    assert await manager.get("k", namespace="n") is None
+async def test_ttl_applies_to_both_tiers(redis_url: str, redis_prefix: str) -> None:
+    clock = ManualClock()
+    redis = RedisTier(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    manager = MultiLevelCacheManager(MemoryTier(clock=clock), redis)
+    try:
+        await manager.set("k", CachedAnswer("brief"), namespace="n", ttl_s=0.15)
+        await manager.flush()
+        raw = redis_client.Redis.from_url(redis_url)
+        try:
+            assert 0 < await raw.pttl(redis.redis_key("n", "k")) <= 150
+        finally:
+            await raw.aclose()
+        clock.advance(0.1)
+        assert manager.memory.get_nowait("n", "k") is not None
+        clock.advance(0.1)
+        assert manager.memory.get_nowait("n", "k") is None  # L1 expired on its clock
+
+        async def gone() -> bool:  # L2: Redis expires the key on its own clock
+            return await redis.get("n", "k") is None
+
+        await eventually(gone, "the 150 ms answer expired in Redis")
+        assert await manager.get("k", namespace="n") is None
+    finally:
+        await manager.clear()
+        await manager.aclose()
 
 
 async def test_redis_outage_leaves_memory_answering(private_redis: PrivateRedis) -> None:
-    breaker = CircuitBreaker("redis L2", failure_threshold=2, reset_s=0.2, max_reset_s=0.4)
+    clock = ManualClock()
+    breaker = CircuitBreaker("redis L2", failure_threshold=2, reset_s=0.2, clock=clock)
     manager = MultiLevelCacheManager(
         MemoryTier(), RedisTier(private_redis.url, timeout_s=0.5, breaker=breaker)
     )
@@ -106,7 +128,7 @@ async def test_redis_outage_leaves_memory_answering(private_redis: PrivateRedis)
         assert manager.stats()["tiers"]["redis"]["breaker"] == "open"
 
         private_redis.start()
-        await asyncio.sleep(0.45)
+        clock.advance(0.2)  # the back-off has passed: the next Redis call is the trial
         await manager.set("later", CachedAnswer("reaches Redis again"), namespace="n")
         await manager.flush()
         assert breaker.state is BreakerState.CLOSED

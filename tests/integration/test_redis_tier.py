@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import redis.asyncio as redis_client
 
 from semantic_reuse import CachedAnswer
 from semantic_reuse.spi import BreakerState, CircuitBreaker, RedisTier
 
-from ..conftest import PrivateRedis, free_port
+from ..conftest import ManualClock, PrivateRedis, eventually, free_port
 
 
 async def test_round_trip_and_key_layout(redis_tier: RedisTier, redis_url: str) -> None:
@@ -24,12 +22,21 @@ async def test_round_trip_and_key_layout(redis_tier: RedisTier, redis_url: str) 
         await raw.aclose()
 
 
-async def test_ttl_expiry(redis_tier: RedisTier) -> None:
+async def test_ttl_expiry(redis_tier: RedisTier, redis_url: str) -> None:
     await redis_tier.set("n", "short", CachedAnswer("soon gone"), ttl_s=0.15)
     await redis_tier.set("n", "long", CachedAnswer("stays"))
     assert await redis_tier.get("n", "short") is not None
-    await asyncio.sleep(0.4)
-    assert await redis_tier.get("n", "short") is None
+    raw = redis_client.Redis.from_url(redis_url)
+    try:
+        assert 0 < await raw.pttl(redis_tier.redis_key("n", "short")) <= 150
+        assert await raw.pttl(redis_tier.redis_key("n", "long")) > 86_000_000  # the default 24 h
+    finally:
+        await raw.aclose()
+
+    async def expired() -> bool:  # Redis expires keys on its own clock: nothing to inject
+        return await redis_tier.get("n", "short") is None
+
+    await eventually(expired, "the 150 ms key expired")
     assert await redis_tier.get("n", "long") is not None
 
 
@@ -85,7 +92,8 @@ async def test_closed_port_opens_the_breaker_and_later_calls_skip_redis() -> Non
 
 
 async def test_outage_and_recovery_of_a_private_server(private_redis: PrivateRedis) -> None:
-    breaker = CircuitBreaker("redis L2", failure_threshold=2, reset_s=0.2, max_reset_s=0.4)
+    clock = ManualClock()
+    breaker = CircuitBreaker("redis L2", failure_threshold=2, reset_s=0.2, clock=clock)
     tier = RedisTier(private_redis.url, timeout_s=0.5, breaker=breaker)
     try:
         assert await tier.set("n", "before", CachedAnswer("kept"))
@@ -93,8 +101,11 @@ async def test_outage_and_recovery_of_a_private_server(private_redis: PrivateRed
         for _ in range(5):
             assert await tier.get("n", "before") is None
         assert breaker.state is BreakerState.OPEN
+        assert tier.metrics.counter("errors_total", component="redis") == 2  # then skipped
         private_redis.start()  # same port, empty data set (no persistence)
-        await asyncio.sleep(0.45)
+        assert not await tier.set("n", "early", CachedAnswer("skipped"))  # within the back-off
+        assert breaker.state is BreakerState.OPEN
+        clock.advance(0.2)  # the back-off has passed: the next call is the trial
         assert await tier.set("n", "after", CachedAnswer("back"))
         assert breaker.state is BreakerState.CLOSED
         assert (await tier.get("n", "after")).text == "back"  # type: ignore[union-attr]

@@ -211,7 +211,7 @@ async def test_cancelling_one_waiter_leaves_the_others(
 
 
 async def test_aclose_refuses_new_calls(minilm: SentenceTransformerEmbedder) -> None:
-    batcher = MicroBatchingEmbedder(minilm, max_wait_ms=50.0)
+    batcher = MicroBatchingEmbedder(minilm, max_wait_ms=60_000.0)  # the timer never fires here
     queued = asyncio.create_task(batcher.embed_one("queued, never encoded"))
     await asyncio.sleep(0)  # queued, waiting for its batch timer
     await batcher.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -524,10 +525,12 @@ async def test_edge_calls_cancelled_while_queued_never_run(
     s = edge_store_module.EdgeStore(tmp_path / "queue", DIM)
     try:
         ran: list[int] = []
-        busy = asyncio.ensure_future(s._run(time.sleep, 0.3))  # the worker is busy (an optimize)
+        release = threading.Event()
+        busy = asyncio.ensure_future(s._run(release.wait, 30))  # the worker is busy (an optimize)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(s._run(ran.append, 1), 0.05)
-        await busy
+            await asyncio.wait_for(s._run(ran.append, 1), 0.05)  # cancelled while queued
+        release.set()
+        assert await busy
         assert await s.count() == 0
         assert ran == []
         assert isinstance(s, VectorStore)

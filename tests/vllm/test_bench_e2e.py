@@ -9,13 +9,9 @@ import pytest
 from semantic_reuse.tools.bench.e2e import _measure, build_workload
 from semantic_reuse.vllm import EnhancedAsyncLLM
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-def test_workload_is_built_from_the_dev_pairs() -> None:
-    warm, measured = build_workload(DATASETS, 4)
+def test_workload_is_built_from_the_dev_pairs(tiny_datasets: Path) -> None:
+    warm, measured = build_workload(tiny_datasets, 4)
     assert [i.kind for i in warm] == ["new"] * 4
     kinds = sorted(i.kind for i in measured)
     assert kinds == sorted(["new"] * 4 + ["repeat"] * 2 + ["paraphrase"] * 2 + ["compound"] * 2)
@@ -24,8 +20,12 @@ def test_workload_is_built_from_the_dev_pairs() -> None:
     assert not {i.question for i in measured if i.kind == "new"} & seeded
 
 
-async def test_plain_and_enhanced_runs_report(enhanced_llm: EnhancedAsyncLLM) -> None:
-    warm, measured = build_workload(DATASETS, 4, seed=11)
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="session")
+async def test_plain_and_enhanced_runs_report(
+    enhanced_llm: EnhancedAsyncLLM, tiny_datasets: Path
+) -> None:
+    warm, measured = build_workload(tiny_datasets, 4, seed=11)
     report = await _measure(enhanced_llm, warm, measured, concurrency=4, max_tokens=12)
     plain, ours = report["plain AsyncLLM"], report["EnhancedAsyncLLM"]
     assert plain["requests"] == ours["requests"] == len(measured)

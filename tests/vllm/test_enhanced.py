@@ -14,7 +14,8 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from semantic_reuse import ReuseKind, ReuseRequest
 from semantic_reuse.vllm import CustomRequestOutput, EnhancedAsyncLLM, reuse_info
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+# Every test here runs on the session's vLLM engine (about a minute to start on a CPU).
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 
 def greedy(max_tokens: int = 24, kind: RequestOutputKind = RequestOutputKind.CUMULATIVE) -> Any:

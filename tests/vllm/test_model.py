@@ -120,6 +120,8 @@ def test_the_cli_subcommand_reports_the_folder(prepared: Prepared) -> None:
     assert result.returncode == 0, result.stderr
     assert "already prepared, reused" in result.stdout
     assert target in result.stdout.replace("\n", "")
+    # Piped, not a terminal: no progress bar, but each step as a line of its own.
+    assert f"[5/5] Reusing {target}" in result.stdout
     assert _snapshot(prepared.path) == before
 
 

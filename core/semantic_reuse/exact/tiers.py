@@ -67,7 +67,7 @@ class MultiLevelCacheManager:
         detailed_logging: bool = False,
         background_write_limit: int = 1024,
     ) -> None:
-        self.memory = memory or MemoryTier()
+        self.memory = memory if memory is not None else MemoryTier()  # an empty tier is falsy
         self.shared = shared
         self.redis = redis
         self.metrics = metrics or Metrics()

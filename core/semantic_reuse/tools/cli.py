@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-DEFAULT_DATASETS = Path("..") / "shared" / "datasets"
+from semantic_reuse.tools.bench import default_datasets
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
@@ -38,11 +38,14 @@ def _prepare_model(args: argparse.Namespace, console: Console) -> int:
 
     reused = not args.force and is_prepared(args.target)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True,
+                  disable=not console.is_terminal) as bar:  # fmt: skip
         task = bar.add_task(f"Preparing {MODEL_NAME}", total=None)
 
         def report(description: str, done: int, total: int) -> None:
             bar.update(task, description=description, completed=done, total=total)
+            if not console.is_terminal:  # a progress bar shows nothing in a log
+                console.print(f"  [{done}/{total}] {description}", markup=False)
 
         try:
             path = prepare_default_model(args.target, force=args.force, progress=report)
@@ -202,7 +205,11 @@ def _bench_compound(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+DATASETS_HELP = "the evaluation data (default: $SEMANTIC_REUSE_DATASETS, else ../shared/datasets)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    datasets = default_datasets()
     parser = argparse.ArgumentParser(prog="semantic-reuse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -260,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure quality and speed")
     suites = bench.add_subparsers(dest="suite", required=True)
     qual = suites.add_parser("quality", help="the shared-cache protocol through the engine")
-    qual.add_argument("--pairs", type=Path, default=DEFAULT_DATASETS / "qqp_dev_5k.jsonl")
+    qual.add_argument("--pairs", type=Path, default=datasets / "qqp_dev_5k.jsonl")
     qual.add_argument("--limit", type=int, default=None)
     qual.add_argument("--threshold", type=float, default=None)
     qual.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
@@ -274,18 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     qual.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG and JSON")
     qual.set_defaults(run=_bench_quality)
     comp = suites.add_parser("compound", help="compound questions: split and clause reuse")
-    comp.add_argument("--queries", type=Path, default=DEFAULT_DATASETS / "compound_dev.jsonl")
+    comp.add_argument("--queries", type=Path, default=datasets / "compound_dev.jsonl")
     comp.add_argument("--lang", choices=["en", "zh"], default=None)
     comp.add_argument("--embedder", default=None, help="minilm, e5 or a model folder")
     comp.add_argument("--limit", type=int, default=None)
     comp.set_defaults(run=_bench_compound)
     e2e = suites.add_parser("e2e", help="a workload through plain AsyncLLM and EnhancedAsyncLLM")
-    e2e.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    e2e.add_argument("--datasets", type=Path, default=datasets, help=DATASETS_HELP)
     e2e.add_argument("--new", type=int, default=12, help="new questions (and as many seeded)")
     e2e.add_argument("--concurrency", type=int, default=4)
     e2e.set_defaults(run=_bench_e2e)
     speed = suites.add_parser("speed", help="lookup latency, throughput, insert cost, memory")
-    speed.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    speed.add_argument("--datasets", type=Path, default=datasets, help=DATASETS_HELP)
     speed.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
     speed.add_argument(
         "--systems", nargs="+", default=["edge", "edge-onnx", "qdrant-local", "gptcache"],
@@ -296,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG and JSON")
     speed.set_defaults(run=_bench_speed)
     every = suites.add_parser("all", help="every bench; results/<date>/ with JSON, report, PNGs")
-    every.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    every.add_argument("--datasets", type=Path, default=datasets, help=DATASETS_HELP)
     every.add_argument("--out", type=Path, default=None, help="default: results/<date>")
     every.add_argument("--no-e2e", action="store_true", help="skip the vLLM end-to-end bench")
     every.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
@@ -319,10 +326,23 @@ def show_library_logs() -> None:
     logger.enable("semantic_reuse")
 
 
+#: The width of the output when it is not a terminal (a log, a pipe): Rich would otherwise
+#: assume 80 columns and cut the demo's table (`(no_candi…`, `怎么重置…`). `$COLUMNS` wins.
+LOG_WIDTH = 200
+
+
+def make_console() -> Console:
+    """Rich's console: a terminal's own width, or `LOG_WIDTH` columns in a log."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=LOG_WIDTH)
+    return console
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     show_library_logs()
-    result: int = args.run(args, Console())
+    result: int = args.run(args, make_console())
     return result
 
 

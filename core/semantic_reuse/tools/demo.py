@@ -8,6 +8,8 @@ embedder is installed) a Chinese paraphrase. One row per request, then the total
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -128,20 +130,46 @@ class Session:
         )
 
 
+def step(console: Console, text: str) -> contextlib.AbstractContextManager[Any]:
+    """A spinner in a terminal; in a log, where a spinner shows nothing, the line itself."""
+    if console.is_terminal:
+        return console.status(text)
+    console.print(text)
+    return contextlib.nullcontext()
+
+
+def prepare_model(console: Console) -> Path:
+    """The default model's folder, converted on first use (with its steps shown in a log)."""
+    from semantic_reuse.vllm.model import default_model_path, is_prepared, prepare_default_model
+
+    if is_prepared(default_model_path()):
+        return prepare_default_model()
+
+    def report(description: str, done: int, total: int) -> None:
+        if not console.is_terminal:
+            console.print(f"  [{done}/{total}] {description}", markup=False)
+
+    with step(console, "Preparing the default model, SmolLM2-135M-Instruct (once, about 30 s)..."):
+        return prepare_default_model(progress=report)
+
+
 async def run_demo(redis_url: str | None, console: Console, *, model: Path | None = None) -> int:
     """Prepare the model, start EnhancedAsyncLLM, play the session, print the tables."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines bury the table
+    # The grace vLLM's engine process gives its worker to exit (default 5 s: on a busy CPU
+    # the worker needs about that, and was sent SIGTERM at 5 s).
+    os.environ.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", str(VLLM_WORKER_EXIT_S))
     from semantic_reuse.vllm import EnhancedAsyncLLM
-    from semantic_reuse.vllm.model import default_engine_args, prepare_default_model
+    from semantic_reuse.vllm.model import default_engine_args
 
-    with console.status("Preparing the default model (SmolLM2-135M-Instruct)..."):
-        path = model or prepare_default_model()
+    path = model or prepare_model(console)
     config = HandlerConfig()
     config.cache.redis_url = await pick_redis(redis_url, console)
     config.cache.redis_prefix = "semantic_reuse_demo"
     session = Session()
     with tempfile.TemporaryDirectory(prefix="semantic-reuse-demo-") as folder:
         config.cache.qdrant_path = Path(folder)
-        with console.status("Starting vLLM on the CPU and loading the reuse models..."):
+        with step(console, "Starting vLLM (CPU) and loading the reuse models (about a minute)..."):
             start = time.perf_counter()
             llm = EnhancedAsyncLLM.from_engine_args(
                 default_engine_args(path), handler_config=config
@@ -160,9 +188,24 @@ async def run_demo(redis_url: str | None, console: Console, *, model: Path | Non
             console.print(session.totals())
             await llm.reuse_engine.cache.clear()
         finally:
-            await llm.aclose()
+            await close(llm, console)
             del llm  # shut vLLM down now, not in a finalizer at interpreter exit
     return 0
+
+
+#: How long vLLM's engine process may take to exit (it waits for its worker first). With
+#: `AsyncLLM.shutdown()`'s default, 5 s, the engine was killed mid-cleanup ("force killing
+#: remaining process EngineCore", sometimes followed by a leaked shared-memory warning).
+VLLM_WORKER_EXIT_S = 30
+VLLM_SHUTDOWN_S = 60.0
+
+
+async def close(llm: Any, console: Console) -> None:
+    """Close the reuse engine (waits for background stores), then stop vLLM's processes and
+    wait until they have exited."""
+    with step(console, "Stopping vLLM..."):
+        await llm.reuse_engine.aclose()
+        llm.shutdown(timeout=VLLM_SHUTDOWN_S)
 
 
 async def _chinese(
