@@ -22,12 +22,14 @@ from semantic_reuse.spi import RedisTier
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks by what a test uses, so that `-m "not slow"` and `-m "not integration"` hold
-    for tests written later too: the session's vLLM engine is slow, Redis is integration.
-    Tests that start vLLM in a subprocess (the demo, the cookbook) are marked by hand."""
+    """Marks by where a test lives and what it uses, so that `-m "not slow"` and
+    `-m "not integration"` hold for tests written later too: everything in e2e/ and the
+    session's vLLM engine are slow, Redis is integration. Other tests that start vLLM in a
+    subprocess (the demo) are marked by hand."""
+    e2e = Path(__file__).parent / "e2e"
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if "enhanced_llm" in names:
+        if "enhanced_llm" in names or item.path.is_relative_to(e2e):
             item.add_marker(pytest.mark.slow)
         if names & {"redis_url", "private_redis"}:
             item.add_marker(pytest.mark.integration)

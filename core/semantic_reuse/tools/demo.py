@@ -204,8 +204,7 @@ async def close(llm: Any, console: Console) -> None:
     """Close the reuse engine (waits for background stores), then stop vLLM's processes and
     wait until they have exited."""
     with step(console, "Stopping vLLM..."):
-        await llm.reuse_engine.aclose()
-        llm.shutdown(timeout=VLLM_SHUTDOWN_S)
+        await llm.aclose(shutdown_timeout_s=VLLM_SHUTDOWN_S)
 
 
 async def _chinese(

@@ -193,18 +193,20 @@ class EnhancedAsyncLLM(AsyncLLM):
             async for out in outputs:
                 yield out
 
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         """Close the reuse engine this engine made (waiting for its background stores where
-        it can: see `ReuseEngine.shutdown`), then shut vLLM down."""
+        it can: see `ReuseEngine.shutdown`), then shut vLLM down (`timeout`: vLLM's wait for
+        its engine process; on a CPU its default of a few seconds can be too short)."""
         if self._owns_reuse_engine and getattr(self, "reuse_engine", None) is not None:
             self.reuse_engine.shutdown()
-        super().shutdown(*args, **kwargs)
+        super().shutdown(timeout=timeout)
 
-    async def aclose(self) -> None:
-        """Close the reuse engine (waits for background stores) and shut vLLM down."""
+    async def aclose(self, shutdown_timeout_s: float | None = None) -> None:
+        """Close the reuse engine (waits for background stores) and shut vLLM down
+        (`shutdown_timeout_s`: see `shutdown`)."""
         if self._owns_reuse_engine:
             await self.reuse_engine.aclose()
-        self.shutdown()
+        self.shutdown(timeout=shutdown_timeout_s)
 
     # -- the seed's hooks onto the pipeline's steps (override to observe or change one) -----
 

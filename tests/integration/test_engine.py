@@ -17,8 +17,7 @@ from semantic_reuse import (
     ReuseRequest,
 )
 from semantic_reuse.singleflight import SingleFlight
-
-from .conftest import EngineFactory
+from tests.conftest import EngineFactory
 
 
 class CountingModel:

@@ -11,8 +11,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from semantic_reuse import HandlerConfig
+from tests import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _settings(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -37,8 +37,7 @@ from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.defaults import build_search_helper_from
 from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.redaction import describe_error, endpoint_scope, redact_url
-
-from .conftest import EngineFactory
+from tests.conftest import EngineFactory
 
 MARKER = "zebracorn7391"
 PROMPT = f"What is the capital of France? Ask {MARKER}."

@@ -16,8 +16,7 @@ from semantic_reuse.spi import (
     MultiLevelCacheManager,
     RedisTier,
 )
-
-from ..conftest import ManualClock, PrivateRedis, eventually
+from tests.conftest import ManualClock, PrivateRedis, eventually
 
 
 @pytest.fixture

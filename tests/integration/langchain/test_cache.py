@@ -27,8 +27,7 @@ from langchain_tests.integration_tests import AsyncCacheTestSuite, SyncCacheTest
 
 from langchain_semantic_reuse import SemanticReuseCache
 from langchain_semantic_reuse.cache import _parse_llm_string
-
-from ...conftest import EngineFactory
+from tests.conftest import EngineFactory
 
 LLM_STRING = "[('_type', 'scripted-chat'), ('model_name', 'model-a'), ('stop', None)]"
 OTHER_MODEL = "[('_type', 'scripted-chat'), ('model_name', 'model-b'), ('stop', None)]"

@@ -18,8 +18,7 @@ import pytest
 from langchain_semantic_reuse import ChatSemanticReuse, SemanticReuseLLM
 from llama_index.llms.semantic_reuse import SemanticReuseLLM as LlamaIndexLLM
 from semantic_reuse import HandlerConfig, ReuseEngine
-
-from ..conftest import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 

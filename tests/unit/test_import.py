@@ -14,15 +14,15 @@ import re
 import subprocess
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import semantic_reuse
 import semantic_reuse.spi
+from tests import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 #: Heavy third-party packages, by top-level name.
 HEAVY = ("vllm", "torch", "spacy", "langchain_core", "langchain", "llama_index",

