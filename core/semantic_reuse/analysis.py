@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.clauses import AsyncConjunctionExtractor
+from semantic_reuse.clauses import AsyncConjunctionExtractor, may_be_compound
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
@@ -90,6 +90,7 @@ class Analyzer:
             self.config.features.enable_nlp_enhancement
             and self.config.compound_strategy == "decompose"
             and len(request.semantic_text) <= QUESTION_MAX_CHARS  # not a document to parse
+            and may_be_compound(request.semantic_text)  # else no splitter could cut it
         )
         split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
         try:

@@ -8,7 +8,7 @@ spaCy and jieba are imported lazily, on the first split.
 from .chinese import ChineseClauseSplitter
 from .english import DEFAULT_ENGLISH_MODEL, EnglishClauseSplitter
 from .extractor import AsyncConjunctionExtractor, ExtractorStats, MultilingualClauseSplitter
-from .rules import ClauseSplitter, Language, cjk_ratio, detect_language
+from .rules import ClauseSplitter, Language, cjk_ratio, detect_language, may_be_compound
 
 __all__ = [
     "DEFAULT_ENGLISH_MODEL",
@@ -21,4 +21,5 @@ __all__ = [
     "MultilingualClauseSplitter",
     "cjk_ratio",
     "detect_language",
+    "may_be_compound",
 ]

@@ -30,7 +30,7 @@ from semantic_reuse.redaction import describe_error
 
 from .chinese import ChineseClauseSplitter
 from .english import EnglishClauseSplitter
-from .rules import ClauseSplitter, Language, detect_language
+from .rules import ClauseSplitter, Language, detect_language, may_be_compound
 
 __all__ = [
     "AsyncConjunctionExtractor",
@@ -76,6 +76,8 @@ class ExtractorStats:
 
     calls: int
     splits: int
+    #: Calls answered without parsing: the text has none of the marks a cut needs.
+    skipped: int
     timeouts: int
     failures: int
     in_flight: int
@@ -187,6 +189,7 @@ class AsyncConjunctionExtractor:
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._calls = 0
+        self._skipped = 0
         self._splits = 0
         self._timeouts = 0
         self._failures = 0
@@ -213,6 +216,7 @@ class AsyncConjunctionExtractor:
             return ExtractorStats(
                 calls=self._calls,
                 splits=self._splits,
+                skipped=self._skipped,
                 timeouts=self._timeouts,
                 failures=self._failures,
                 in_flight=self._gate.active,
@@ -234,6 +238,9 @@ class AsyncConjunctionExtractor:
             raise InvalidTypeError(f"prompt must be str, got {type(prompt).__name__}")
         with self._lock:
             self._calls += 1
+            if not may_be_compound(prompt):
+                self._skipped += 1
+                return []  # nothing to cut: no thread hop, no slot, no parse
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         try:

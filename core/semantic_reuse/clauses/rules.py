@@ -16,6 +16,7 @@ __all__ = [
     "capitalize_first",
     "cjk_ratio",
     "detect_language",
+    "may_be_compound",
 ]
 
 Language = Literal["en", "zh"]
@@ -53,6 +54,19 @@ def cjk_ratio(text: str) -> float:
 def detect_language(text: str) -> Language:
     """``"zh"`` when the CJK-character ratio reaches the threshold, else ``"en"``."""
     return "zh" if cjk_ratio(text) >= CJK_RATIO_THRESHOLD else "en"
+
+
+# What every cut of the splitters needs (english.py, chinese.py): a question mark followed by
+# more text, a semicolon, the word "and", or punctuation followed by a Chinese conjunction.
+_CUT_NEEDS = re.compile(
+    r"[?？]\s*\S|[;；]|\band\b|[，,。.！!]\s*(?:另外|此外|还有|以及|并且|同时)", re.IGNORECASE
+)
+
+
+def may_be_compound(text: str) -> bool:
+    """False when no splitter could cut `text` (it has none of the marks a cut needs): the
+    parse, its thread hop and its queue are then skipped. True does not mean it splits."""
+    return _CUT_NEEDS.search(text) is not None
 
 
 def capitalize_first(text: str) -> str:

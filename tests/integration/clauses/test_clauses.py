@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from semantic_reuse.clauses import (
     AsyncConjunctionExtractor,
@@ -20,6 +22,7 @@ from semantic_reuse.clauses import (
     MultilingualClauseSplitter,
     cjk_ratio,
     detect_language,
+    may_be_compound,
 )
 
 
@@ -482,3 +485,70 @@ def test_extractor_warm_up_uses_the_given_splitters(
         "What is Redis?",
         "How does Redis store data?",
     ]
+
+
+# ------------------------------------------------------- the cheap pre-check
+
+
+EN_QUESTIONS = [
+    "What is Redis",
+    "how does it store data",
+    "Who wrote Hamlet",
+    "when was it first performed",
+    "What is the best IDE for Go",
+    "is Rust worth learning",
+    "How do I reset my password",
+    "what flour should I use",
+]
+EN_JOINS = [" and ", "? ", "; ", ", and ", " or ", " but ", " also ", ", ", " then "]
+ZH_QUESTIONS = [
+    "什么是区块链",
+    "它有什么用",
+    "怎么学英语",
+    "推荐一本书",
+    "北京天气怎么样",
+    "上海有什么好吃的",
+]
+ZH_JOINS = ["？", "；", "，另外，", "。同时", "，和", "、", "，", "以及", "还有"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_the_pre_check_never_hides_a_split(
+    data: st.DataObject, english: EnglishClauseSplitter, chinese: ChineseClauseSplitter
+) -> None:
+    """Whatever a splitter cuts carries a mark `may_be_compound` looks for, so skipping the
+    parse when there is none never changes a result."""
+    zh = data.draw(st.booleans())
+    questions, joins, splitter = (
+        (ZH_QUESTIONS, ZH_JOINS, chinese) if zh else (EN_QUESTIONS, EN_JOINS, english)
+    )
+    parts = data.draw(st.lists(st.sampled_from(questions), min_size=1, max_size=3))
+    text = parts[0]
+    for part in parts[1:]:
+        text += data.draw(st.sampled_from(joins)) + part
+    text += data.draw(st.sampled_from(["?", "？", "", "."]))
+    if splitter.split(text):
+        assert may_be_compound(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("What is Redis and how does it store data?", True),
+        ("什么是区块链？另外，它有什么用？", True),
+        ("How do I reset my password?", False),
+        ("What is the difference between Redis, Memcached, Hazelcast?", False),
+        ("怎么重置密码？", False),
+    ],
+)
+async def test_a_text_without_a_cut_mark_is_not_parsed(
+    extractor_factory: list[AsyncConjunctionExtractor], text: str, expected: bool
+) -> None:
+    extractor = AsyncConjunctionExtractor(max_concurrent=1, timeout_s=10.0)
+    extractor_factory.append(extractor)
+    assert may_be_compound(text) is expected
+    await extractor.extract_conjunctions_async(text)
+    assert extractor.stats.skipped == (0 if expected else 1)
