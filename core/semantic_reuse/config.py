@@ -152,7 +152,11 @@ class SemanticConfig(_Section):
         description="'minilm' (bundled all-MiniLM-L6-v2), 'e5' (bundled multilingual "
         "e5-small, for Chinese and mixed prompts) or a sentence-transformers folder.",
     )
-    embedder_backend: Literal["torch", "onnx"] = "torch"
+    embedder_backend: Literal["torch", "onnx"] = Field(
+        default="onnx",
+        description="MiniLM's runtime: ONNX Runtime (the same vectors, ~2.5x faster; exported "
+        "once per machine, by `semantic-reuse prepare-model` or on first use) or PyTorch.",
+    )
     top_k: int = Field(default=10, ge=1, le=1000)
     candidate_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     margin: float | None = Field(

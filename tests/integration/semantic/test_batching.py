@@ -143,6 +143,20 @@ async def test_lru_evicts_the_oldest(minilm: SentenceTransformerEmbedder) -> Non
     await batcher.aclose()
 
 
+async def test_lru_is_bounded_in_bytes(minilm: SentenceTransformerEmbedder) -> None:
+    """384 float32 (1,536 bytes) + the text + bookkeeping per entry: a 5,000-byte budget holds
+    two short texts, and a text too large for the budget is never kept."""
+    batcher = MicroBatchingEmbedder(minilm, max_wait_ms=0.0, cache_max_bytes=5_000)
+    for text in ("a", "b", "c"):
+        await batcher.embed_one(text)
+    assert batcher.stats().cache_entries == 2
+    await batcher.embed_one("x" * 4_000)
+    assert batcher.stats().cache_entries == 2  # too large to keep; the others stay
+    await batcher.embed_one("c")
+    assert batcher.stats().cache_hits == 1
+    await batcher.aclose()
+
+
 async def test_a_failing_batch_reaches_every_waiter_and_the_next_batch_works(
     minilm: SentenceTransformerEmbedder,
 ) -> None:

