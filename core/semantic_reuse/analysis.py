@@ -20,7 +20,7 @@ from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.planning import Plan, ReuseDecision
 from semantic_reuse.request import QUESTION_MAX_CHARS, ReuseRequest
-from semantic_reuse.semantic.search import SimilaritySearchHelper
+from semantic_reuse.semantic.search import TOO_LONG, SimilaritySearchHelper, SimilaritySearchResult
 from semantic_reuse.semantic.store import ScopeFilter
 
 
@@ -76,11 +76,13 @@ class Analyzer:
     ) -> ReuseDecision:
         start = time.perf_counter()
         plan = Plan(request)
-        exact = await self.exact(request)
+        exact = await self.tier_exact(request)
+        refused = self.semantic_refusal(request, reuse)
+        if exact is None and refused is not None:
+            exact = await self.durable_exact(request)
         if exact is not None:
             plan.set_exact(*exact)
             return self._finish(plan, start)
-        refused = self.semantic_refusal(request, reuse)
         if refused is not None:
             plan.refused_by = refused
             return self._finish(plan, start)
@@ -97,6 +99,14 @@ class Analyzer:
             found = await self.semantic.call(
                 lambda s: s.search_many([request.semantic_text], top_k, threshold, scope=scope)
             )
+            # The durable record of this very request, when there is one, is among the
+            # candidates (cosine 1, same scope): no separate read by id on the common path.
+            exact = self._durable_among(request, found)
+            if exact is None and found and found[0].decision.reason == TOO_LONG:
+                exact = await self.durable_exact(request)  # not searched: read it by id
+            if exact is not None:
+                plan.set_exact(*exact)
+                return self._finish(plan, start)
             clauses = await split if split is not None else []
         finally:
             if split is not None and not split.done():
@@ -142,15 +152,33 @@ class Analyzer:
 
     async def exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
         """The answer stored for exactly this request, and the tier that held it."""
+        return await self.tier_exact(request) or await self.durable_exact(request)
+
+    async def tier_exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
+        """The exact tiers' answer (memory, host shared memory, Redis)."""
         if not self.config.features.enable_exact_cache:
             return None
         hit = await self.cache.get(request.hash_id, namespace=request.namespace)
-        if hit is not None:
-            return hit.answer, hit.tier
-        # The vector store's point is the durable record: it survives restarts.
-        answer = await self.semantic.call(lambda s: s.get(request.hash_id))
-        if answer is None:
+        return None if hit is None else (hit.answer, hit.tier)
+
+    async def durable_exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
+        """The vector store's point by hash id: the durable record, it survives restarts."""
+        if not self.config.features.enable_exact_cache:
             return None
+        answer = await self.semantic.call(lambda s: s.get(request.hash_id))
+        return None if answer is None else self._promote(request, answer)
+
+    def _durable_among(
+        self, request: ReuseRequest, found: list[SimilaritySearchResult] | None
+    ) -> tuple[CachedAnswer, str] | None:
+        if not self.config.features.enable_exact_cache or not found:
+            return None
+        for candidate in found[0].candidates:
+            if candidate.id == request.hash_id:
+                return self._promote(request, candidate.answer)
+        return None
+
+    def _promote(self, request: ReuseRequest, answer: CachedAnswer) -> tuple[CachedAnswer, str]:
         self.metrics.inc("lookups_total", tier="vector", outcome="hit")
         self.cache.set_nowait(request.hash_id, answer, namespace=request.namespace)
         return answer, "vector"

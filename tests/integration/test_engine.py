@@ -166,7 +166,12 @@ async def test_default_engine_keeps_answers_across_a_restart(tmp_path: Path) -> 
     async with ReuseEngine(config) as first:
         await first.store("How do I reset my password?", "Use the reset link.", model="m")
         assert first.semantic.owned
+    async with ReuseEngine(config) as opted_out:  # no search: the record is read by its id
+        exact = await opted_out.lookup("How do I reset my password?", model="m", reuse=False)
+        assert exact is not None
+        assert (exact.info.tier, exact.text) == ("vector", "Use the reset link.")
     async with ReuseEngine(config) as second:  # memory is empty, no Redis: only Qdrant
+        # found among the search's candidates (cosine 1, the same scope)
         exact = await second.lookup("How do I reset my password?", model="m")
         assert exact is not None
         assert (exact.info.tier, exact.text) == ("vector", "Use the reset link.")
