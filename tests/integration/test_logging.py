@@ -82,7 +82,7 @@ async def _use_the_library(engine: ReuseEngine) -> None:
     assert hit is not None  # memory answers; Redis is down
     assert hit.answer.text == ANSWER
     result = await engine.generate(
-        f"How tall is the tower {MARKER} built?", CallableBackend(_model)
+        f"How tall is the tower {MARKER} and who built it?", CallableBackend(_model)
     )
     assert result.info.kind is ReuseKind.MISS
     await engine.flush()
@@ -101,6 +101,10 @@ async def test_the_library_is_silent_until_the_application_enables_it(
     make_engine: EngineFactory, capfd: pytest.CaptureFixture[str]
 ) -> None:
     records: list[str] = []
+    # A process that never enabled the library's logs (other tests of this session may have;
+    # tests/integration/test_logging.py::test_a_fresh_process_prints_nothing_on_stderr checks
+    # the default in a process of its own).
+    logger.disable("semantic_reuse")
     # The application's own sink at DEBUG: it must get nothing from semantic_reuse either.
     sink = logger.add(
         lambda m: records.append(m.record["name"] or ""), level="DEBUG", diagnose=True

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from semantic_reuse.tools.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _library_logs_back_off() -> Iterator[None]:
+    """`main()` is the CLI, an application: it enables the library's logs for its process.
+    Run in this process, it must not leave them on for the tests that follow."""
+    yield
+    logger.disable("semantic_reuse")
 
 
 def test_quality_with_gptcache_baseline(tiny_datasets: Path, tmp_path: Path) -> None:
