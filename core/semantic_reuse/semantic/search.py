@@ -20,6 +20,7 @@ from semantic_reuse.answer import AnswerDecodeError, CachedAnswer
 from semantic_reuse.errors import ConfigurationError, InvalidRequestError
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.options import check_threshold
+from semantic_reuse.semantic.coalesce import SearchCoalescer
 from semantic_reuse.semantic.decision import Candidate, MatchDecision, ReusePolicy
 from semantic_reuse.semantic.embedder import fits_window
 from semantic_reuse.semantic.store import ScopeFilter, VectorMatch, VectorPoint, VectorStore
@@ -96,6 +97,7 @@ class SimilaritySearchHelper:
             raise ConfigurationError(f"embedder dim {embedder.dim} != store dim {store.dim}")
         self.embedder = embedder
         self.store = store
+        self._searches = SearchCoalescer(store)
         self.policy = policy
         self.candidate_threshold = candidate_threshold
         self.metrics = metrics or Metrics()
@@ -162,7 +164,7 @@ class SimilaritySearchHelper:
         # Rivals within the margin below the threshold matter to the decision: fetch them too.
         floor = min(self.candidate_threshold, max(0.0, policy.threshold - policy.margin))
         start = time.perf_counter()
-        batches = await self.store.search_batch(
+        batches = await self._searches.search_batch(
             list(vectors), scope, limit=top_k, score_threshold=floor
         )
         self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="search")
