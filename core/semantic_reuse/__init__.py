@@ -17,6 +17,8 @@ import importlib
 import sys
 from types import MappingProxyType
 
+from semantic_reuse._lazy import lazy_exports
+
 # `typing.TYPE_CHECKING` without importing typing (type checkers and linters know this name).
 TYPE_CHECKING = False
 
@@ -99,12 +101,4 @@ if TYPE_CHECKING:
     from semantic_reuse.vllm.engine import EnhancedAsyncLLM
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, __all__)
