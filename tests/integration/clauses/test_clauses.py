@@ -366,7 +366,7 @@ async def test_extractor_runs_up_to_the_limit_and_grows_it(
     recording.peak = 0
     recording.entered.clear()
     ex.set_max_concurrent_tasks(1)
-    tasks = [asyncio.create_task(ex.extract_conjunctions_async("a?")) for _ in range(4)]
+    tasks = [asyncio.create_task(ex.extract_conjunctions_async("a and b?")) for _ in range(4)]
     assert await asyncio.to_thread(recording.entered.wait, 30)  # one is splitting
     assert ex.stats.in_flight == 1  # the three others wait for its slot
     assert recording.peak == 1
@@ -389,7 +389,7 @@ async def test_extractor_timeout_returns_empty_and_counts(
     assert ex.stats.timeouts == 1
     # the overrunning thread still holds the only slot: the next call times
     # out while waiting for it ...
-    assert await ex.extract_conjunctions_async("Another question?") == []
+    assert await ex.extract_conjunctions_async("Another question and one more?") == []
     assert ex.stats.timeouts == 2
     assert ex.stats.in_flight == 1
     # ... and the slot comes back when the thread really finishes
@@ -416,8 +416,8 @@ async def test_extractor_cancelled_waiter_does_not_leak_a_slot(
     recording = _Recording(held)
     ex = AsyncConjunctionExtractor(max_concurrent=1, timeout_s=30, english=recording)
     extractor_factory.append(ex)
-    first = asyncio.create_task(ex.extract_conjunctions_async("a?"))
-    waiting = asyncio.create_task(ex.extract_conjunctions_async("b?"))
+    first = asyncio.create_task(ex.extract_conjunctions_async("a and b?"))
+    waiting = asyncio.create_task(ex.extract_conjunctions_async("b and c?"))
     assert await asyncio.to_thread(recording.entered.wait, 30)  # `first` holds the only slot
     assert ex.stats.in_flight == 1  # `waiting` waits for it
     waiting.cancel()
@@ -425,7 +425,7 @@ async def test_extractor_cancelled_waiter_does_not_leak_a_slot(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert await first == ["A?", "B?"]
-    assert await ex.extract_conjunctions_async("c?") == ["A?", "B?"]
+    assert await ex.extract_conjunctions_async("c and d?") == ["A?", "B?"]
     assert ex.stats.in_flight == 0
 
 
