@@ -4,6 +4,15 @@ The shard holds one unnamed cosine vector, with payload indexes on the scope (ke
 clock (float). Every method calls Edge directly and holds the GIL while it runs, so
 :class:`~semantic_reuse.semantic.edge_store.EdgeStore` calls them from its worker thread only.
 ``qdrant_edge`` is imported by the methods, not by this module.
+
+Memory layout (:func:`new_folder_config`, fixed when a folder is created): the optimized (HNSW)
+segments keep a scalar int8 copy of every vector in RAM (384 bytes for 384 dimensions, against
+1,536 for float32) and the original float32 vectors in a memory-mapped file that is not preloaded
+(``Memory.Cold``); payloads are on disk. A search walks the index on the int8 copies, takes
+``RESCORE_OVERSAMPLING`` times the requested candidates and rescores them with the originals, so
+the scores returned are exact cosines, as without quantization. Points not yet optimized (the
+appendable segment) are searched exactly, without quantization. A folder created before this
+layout keeps the one it was created with (its ``edge_config.json`` is left as it is).
 """
 
 from __future__ import annotations
@@ -30,12 +39,50 @@ from semantic_reuse.semantic.store import (
 )
 
 if TYPE_CHECKING:
-    from qdrant_edge import EdgeConfig, EdgeShard, Filter, QueryRequest
+    from qdrant_edge import EdgeConfig, EdgeShard, Filter, QueryRequest, SearchParams
 
-__all__ = ["EdgeFolder"]
+__all__ = ["FOLDER_LAYOUT", "EdgeFolder", "new_folder_config"]
 
 #: A point as Edge takes it: its uuid, unit vector and payload.
 EdgeItem = tuple[uuid.UUID, FloatVector, dict[str, Any]]
+
+#: Names the layout of :func:`new_folder_config` (the benches key their prebuilt folders on it).
+FOLDER_LAYOUT = "int8-ram.f32-cold"
+#: The quantile of the values that bounds the int8 range (the extreme 1% are clipped).
+QUANTIZATION_QUANTILE = 0.99
+#: A quantized search rescores this many times the requested candidates with the originals.
+RESCORE_OVERSAMPLING = 2.0
+
+
+def new_folder_config(dim: int) -> EdgeConfig:
+    """The configuration of a new folder: int8 copies in RAM, originals and payloads on disk."""
+    from qdrant_edge import (
+        Distance,
+        EdgeConfig,
+        EdgeVectorParams,
+        Memory,
+        ScalarQuantizationConfig,
+        ScalarType,
+    )
+
+    return EdgeConfig(
+        vectors=EdgeVectorParams(
+            size=dim,
+            distance=Distance.Cosine,
+            memory=Memory.Cold,
+            quantization_config=ScalarQuantizationConfig(
+                ScalarType.Int8, quantile=QUANTIZATION_QUANTILE, memory=Memory.Pinned
+            ),
+        ),
+        payload_memory=Memory.Cold,
+    )
+
+
+def _plain_config(dim: int) -> EdgeConfig:
+    """The vector parameters alone (what folders were created with before quantization)."""
+    from qdrant_edge import Distance, EdgeConfig, EdgeVectorParams
+
+    return EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine))
 
 
 def _existing_dim(folder: Path) -> int | None:
@@ -63,6 +110,7 @@ class EdgeFolder:
         self.dim = dim
         self._hnsw_ef = hnsw_ef
         self._shard: EdgeShard | None = None
+        self._params: SearchParams | None = None
 
     def open(self) -> None:
         """Load the folder's shard, or create it; add the payload indexes it lacks."""
@@ -76,8 +124,13 @@ class EdgeFolder:
                     f"dim={self.dim} does not match the Edge store at {folder}, "
                     f"which holds {existing}-dimensional vectors"
                 )
+            # Loading with a config overwrites the folder's vector parameters (quantization
+            # and memory placement included), so a folder whose own config is readable (and
+            # checked above) is loaded as it is; an older folder without one is checked
+            # against its segments with the plain vector parameters, as it was created.
+            config = None if existing is not None else _plain_config(self.dim)
             try:
-                shard = EdgeShard.load(folder, self._config())
+                shard = EdgeShard.load(folder, config)
             except Exception as exc:
                 if "ncompatible" in str(exc):
                     raise ConfigurationError(
@@ -88,7 +141,7 @@ class EdgeFolder:
                     f"{exc}"
                 ) from exc
         else:
-            shard = EdgeShard.create(folder, self._config())
+            shard = EdgeShard.create(folder, new_folder_config(self.dim))
         try:
             indexed = shard.info().payload_schema
             for name in KEYWORD_FIELDS:
@@ -129,11 +182,11 @@ class EdgeFolder:
         score_threshold: float | None,
         now: float,
     ) -> list[list[VectorMatch]]:
-        from qdrant_edge import Query, QueryBatchRequest, QueryRequest, SearchParams
+        from qdrant_edge import Query, QueryBatchRequest, QueryRequest
 
         shard = self.shard()
         flt = self._scope_filter(scope, now)
-        params = None if self._hnsw_ef is None else SearchParams(hnsw_ef=self._hnsw_ef)
+        params = self._search_params()
         requests: list[QueryRequest] = [
             QueryRequest(
                 limit=limit,
@@ -218,10 +271,19 @@ class EdgeFolder:
         finally:
             self._shard = None
 
-    def _config(self) -> EdgeConfig:
-        from qdrant_edge import Distance, EdgeConfig, EdgeVectorParams
+    def _search_params(self) -> SearchParams:
+        """``hnsw_ef``, and rescoring with the originals where a segment is quantized (ignored
+        where it is not): the scores are exact cosines either way."""
+        if self._params is None:
+            from qdrant_edge import QuantizationSearchParams, SearchParams
 
-        return EdgeConfig(vectors=EdgeVectorParams(size=self.dim, distance=Distance.Cosine))
+            self._params = SearchParams(
+                hnsw_ef=self._hnsw_ef,
+                quantization=QuantizationSearchParams(
+                    rescore=True, oversampling=RESCORE_OVERSAMPLING
+                ),
+            )
+        return self._params
 
     @staticmethod
     def _scope_filter(scope: ScopeFilter, now: float) -> Filter:

@@ -606,3 +606,123 @@ async def test_client_collection_of_another_dim(tmp_path: Path) -> None:
             await second.count()
     finally:
         await second.aclose()
+
+
+# --- Edge only: the memory layout of new folders ----------------------------------------------
+
+
+def _edge_config(folder: Path) -> dict[str, Any]:
+    import json
+
+    config: dict[str, Any] = json.loads((folder / "edge_config.json").read_text(encoding="utf-8"))
+    return config
+
+
+def _quantized_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("segments/*/vector_storage/quantized.data"))
+
+
+async def test_edge_new_folder_is_quantized_and_keeps_it(
+    edge_store_module: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "layout"
+    for _ in range(2):  # created, then reopened: loading must not rewrite the folder's config
+        s = edge_store_module.EdgeStore(folder, DIM, optimize_threshold=None)
+        await s.upsert([point(hexid(i), unit(i)) for i in range(5)])
+        await s.aclose()
+        config = _edge_config(folder)
+        vectors = config["vectors"][""]
+        assert (vectors["size"], vectors["distance"]) == (DIM, "Cosine")
+        assert vectors["memory"] == "cold"  # the float32 originals: mmapped, not preloaded
+        assert vectors["quantization_config"] == {
+            "scalar": {"type": "int8", "quantile": 0.99, "memory": "pinned"}
+        }
+        assert config["payload_memory"] == "cold"
+
+
+def _optimize_small(folder: Path) -> None:
+    """Optimize a closed folder whose few points Edge would otherwise leave unindexed."""
+    from qdrant_edge import EdgeConfig, EdgeOptimizersConfig, EdgeShard
+
+    from semantic_reuse.semantic.edge_folder import _plain_config, new_folder_config
+
+    own = _edge_config(folder)["vectors"][""]  # loading with a config replaces these: keep them
+    layout = new_folder_config if "quantization_config" in own else _plain_config
+    vectors = layout(own["size"]).vectors
+    shard = EdgeShard.load(
+        str(folder),
+        EdgeConfig(vectors=vectors, optimizers=EdgeOptimizersConfig(indexing_threshold=1)),
+    )
+    try:
+        assert shard.optimize()
+        shard.flush()
+    finally:
+        shard.close()
+
+
+async def test_edge_quantized_search_equals_the_unquantized_store(
+    edge_store_module: Any, tmp_path: Path
+) -> None:
+    """Int8 copies find the candidates, the originals score them: the same ids, order and
+    scores as a folder of the old layout (float32 in RAM, no quantization)."""
+    from qdrant_edge import EdgeShard
+
+    from semantic_reuse.semantic.edge_folder import _plain_config
+
+    dim, topics, per_topic = 384, 40, 30
+    rng = np.random.default_rng(11)
+    centres = rng.standard_normal((topics, dim)).astype(np.float32)
+    # tight topics: the ten best of a query differ in the third decimal, where int8 errs
+    data = np.repeat(centres, per_topic, axis=0) + 0.35 * rng.standard_normal(
+        (topics * per_topic, dim)
+    ).astype(np.float32)
+    points = [point(hexid(i), unit(v)) for i, v in enumerate(data)]
+    queries = [unit(centres[t] + 0.35 * rng.standard_normal(dim)) for t in range(topics)]
+
+    old = tmp_path / "old"
+    EdgeShard.create(str(old), _plain_config(dim)).close()  # a folder of the previous layout
+    new = tmp_path / "new"
+    for folder in (old, new):
+        s = edge_store_module.EdgeStore(folder, dim, optimize_threshold=None)
+        await s.upsert(points)
+        await s.aclose()
+        _optimize_small(folder)
+    assert _quantized_files(new)
+    assert not _quantized_files(old)
+    assert "quantization_config" not in _edge_config(old)["vectors"][""]  # kept as created
+
+    quantized = edge_store_module.EdgeStore(new, dim, optimize_threshold=None)
+    plain = edge_store_module.EdgeStore(old, dim, optimize_threshold=None)
+    try:
+        assert (await quantized.stats())["indexed_vectors"] == len(points)
+        want = await plain.search_batch(queries, SCOPE, limit=10, now=NOW)
+        got = await quantized.search_batch(queries, SCOPE, limit=10, now=NOW)
+        for a, b in zip(want, got, strict=True):
+            assert ids(b) == ids(a)
+            assert [m.score for m in b] == pytest.approx([m.score for m in a], abs=1e-5)
+        exact = np.stack([unit(v) for v in data]) @ np.stack(queries).T
+        for q, found in enumerate(got):
+            best = np.argsort(-exact[:, q], kind="stable")[:10]
+            assert ids(found) == [hexid(int(i)) for i in best]
+
+        # the int8 copies are really what is searched: without rescoring the scores move
+        from qdrant_edge import QuantizationSearchParams, Query, QueryRequest, SearchParams
+
+        raw = quantized._edge.shard().query(
+            QueryRequest(
+                limit=10,
+                query=Query.Nearest(queries[0].tolist()),
+                params=SearchParams(quantization=QuantizationSearchParams(rescore=False)),
+            )
+        )
+        rescored = {m.id: m.score for m in got[0]}
+        errors = [abs(p.score - rescored[m]) for p in raw if (m := _hex(p.id)) in rescored]
+        assert errors
+        assert max(errors) > 1e-4
+    finally:
+        await quantized.aclose()
+        await plain.aclose()
+
+
+def _hex(point_id: Any) -> str:
+    return str(point_id).replace("-", "")

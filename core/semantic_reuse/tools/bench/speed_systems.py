@@ -2,7 +2,8 @@
 
 - ``edge``: the ReuseEngine with its defaults (memory L1, Qdrant Edge; HNSW is built once a
   folder holds 20,000 unindexed points, as the store does by itself, so 10k is an exact scan
-  and 100k is HNSW). Built folders are cached under the bench cache and copied per run.
+  and 100k is HNSW). Built folders are cached under the bench cache, keyed on the texts and on
+  the layout new folders get (``edge_folder.FOLDER_LAYOUT``), and copied per run.
 - ``qdrant-local``: the same engine on ``qdrant-client``'s local mode (the path to a Qdrant
   server, brute-force numpy in-process; it is the tests' stand-in for a server).
 - ``gptcache``: :class:`~semantic_reuse.tools.bench.gptcache_baseline.GPTCacheBaseline`, whose
@@ -32,6 +33,7 @@ from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.request import ReuseRequest
 from semantic_reuse.semantic.batching import MicroBatchingEmbedder
 from semantic_reuse.semantic.decision import ReusePolicy
+from semantic_reuse.semantic.edge_folder import FOLDER_LAYOUT
 from semantic_reuse.semantic.edge_store import EdgeStore
 from semantic_reuse.semantic.embedder import Embedder, FloatMatrix, slug
 from semantic_reuse.semantic.guard import MatchGuard
@@ -123,7 +125,8 @@ class EngineTarget:
     async def populate(self, texts: Sequence[str], vectors: FloatMatrix) -> None:
         dim = self._inner.dim
         if self._store == "edge":
-            built = self._cache_dir / f"edge-{slug(self._inner.name)}-{texts_digest(texts)}"
+            name = f"edge-{slug(self._inner.name)}-{FOLDER_LAYOUT}-{texts_digest(texts)}"
+            built = self._cache_dir / name
             if not (built / "done").is_file():
                 shutil.rmtree(built, ignore_errors=True)
                 await build_edge_folder(built / "shard", texts, vectors, dim)
