@@ -45,7 +45,7 @@ async def test_tiny_speed_run(
     assert len(built) == 2
     # The fillers were embedded by the same model on ONNX Runtime, checked against MiniLM.
     filler = result["filler_embedding"]
-    assert filler["runtime"].startswith("onnxruntime")
+    assert filler["runtime"].startswith("onnx")
     assert filler["twin_max_abs_diff"] <= 1e-5
     pngs = plots.speed_pngs(result, tmp_path)
     assert [p.name for p in pngs] == [

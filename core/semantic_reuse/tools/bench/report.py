@@ -194,6 +194,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         lines += [*quality_table(results["quality"]), ""]
         for item in results["quality"]:
             stem = Path(str(item["pairs_file"])).stem
+            if vectors := item.get("vectors"):
+                lines += [f"Vectors of {stem}: {_filler(vectors)}.", ""]
             lines += [f"![quality on {stem}](quality-{stem}.png)", ""]
     if results.get("compound"):
         lines += ["## Compound questions", "", "| group | queries | rates |", "| --- | --- | --- |"]

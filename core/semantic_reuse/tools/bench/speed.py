@@ -14,7 +14,7 @@ questions at 1, 8 and 64 concurrent lookups (asyncio tasks for the engine, a thr
 that size for GPTCache). Memory per entry is the process's RSS growth while the fillers
 load, divided by their number, and the store's bytes on disk per entry.
 
-The fillers' vectors are computed once per machine (:func:`.embeddings.embed_fillers`: the same
+The fillers' vectors are computed once per machine (:func:`.embeddings.embed_bulk`: the same
 model on ONNX Runtime, checked against the embedder) and kept in the bench cache.
 """
 
@@ -35,7 +35,7 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder, build_search_helper_from, build_splitter
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.semantic.embedder import Embedder
-from semantic_reuse.tools.bench.embeddings import bench_cache_dir, embed_fillers
+from semantic_reuse.tools.bench.embeddings import bench_cache_dir, embed_bulk
 from semantic_reuse.tools.bench.metrics import Latency
 from semantic_reuse.tools.bench.speed_data import SpeedTexts, load_speed_texts
 from semantic_reuse.tools.bench.speed_systems import EngineTarget, GPTCacheTarget, Target
@@ -200,7 +200,7 @@ async def run_speed(
         return None if progress is None else (lambda d, t: progress(label, d, t))
 
     vectors, filler_embedding = await asyncio.to_thread(
-        embed_fillers, inner, list(texts.fillers), cache_dir=options.cache_dir / "vectors",
+        embed_bulk, inner, list(texts.fillers), cache_dir=options.cache_dir / "vectors",
         progress=report(f"embedding {largest} filler texts (cached for later runs)"),
     )  # fmt: skip
     # The engine on ONNX Runtime (same model, same vectors within 1e-6) beside the default.
