@@ -156,7 +156,7 @@ def _bench_speed(args: argparse.Namespace, console: Console) -> int:
     with progress_bar(console, "speed") as report:
         result = asyncio.run(run_speed(args.datasets, HandlerConfig(), options, progress=report))
     args.out.mkdir(parents=True, exist_ok=True)
-    plots.latency_vs_size_png(result["rows"], args.out / "latency-vs-size.png")
+    result["plots"] = [p.name for p in plots.speed_pngs(result, args.out)]
     for row in result["rows"]:
         row.pop("samples_ms", None)
     (args.out / "speed.json").write_text(json.dumps(result, indent=1))

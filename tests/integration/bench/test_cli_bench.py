@@ -42,6 +42,10 @@ def test_speed_tiny(tiny_datasets: Path, tmp_path: Path) -> None:
     result = json.loads((tmp_path / "speed.json").read_text())
     assert {r["system"] for r in result["rows"]} == {"edge", "gptcache"}
     assert (tmp_path / "latency-vs-size.png").is_file()
+    assert (tmp_path / "throughput-vs-concurrency.png").is_file()
+    assert result["plots"] == [
+        "latency-vs-size.png", "latency-cdf.png", "throughput-vs-concurrency.png",
+    ]  # fmt: skip
 
 
 def test_all_tiny(tiny_datasets: Path, tmp_path: Path) -> None:
@@ -50,11 +54,15 @@ def test_all_tiny(tiny_datasets: Path, tmp_path: Path) -> None:
                  "--sizes", "30", "--probes", "3", "--out", str(out)]) == 0  # fmt: skip
     names = {p.name for p in out.iterdir()}
     assert {"results.json", "report.md", "latency-vs-size.png", "latency-cdf.png",
-            "quality-qqp_dev_5k.png", "quality-lcqmc_dev.png"} <= names  # fmt: skip
+            "throughput-vs-concurrency.png", "quality-qqp_dev_5k.png",
+            "quality-lcqmc_dev.png"} <= names  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert "e2e" not in results
     assert results["targets"]
-    assert "## Targets" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## Targets" in report
+    assert set(results["seconds"]) == {"quality", "compound", "speed", "total"}
+    assert "(throughput-vs-concurrency.png)" in report
 
 
 def test_one_default_datasets_folder_overridable(

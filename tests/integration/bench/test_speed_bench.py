@@ -43,5 +43,12 @@ async def test_tiny_speed_run(
     # The edge folders were built once, into the bench cache, for the next run.
     built = await asyncio.to_thread(lambda: list(bench_cache.glob("edge-*/done")))
     assert len(built) == 2
-    png = plots.latency_vs_size_png(result["rows"], tmp_path / "size.png")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    # The fillers were embedded by the same model on ONNX Runtime, checked against MiniLM.
+    filler = result["filler_embedding"]
+    assert filler["runtime"].startswith("onnx")
+    assert filler["twin_max_abs_diff"] <= 1e-5
+    pngs = plots.speed_pngs(result, tmp_path)
+    assert [p.name for p in pngs] == [
+        "latency-vs-size.png", "latency-cdf.png", "throughput-vs-concurrency.png",
+    ]  # fmt: skip
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)

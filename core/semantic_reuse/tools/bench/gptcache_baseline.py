@@ -4,7 +4,8 @@ Each :class:`GPTCacheBaseline` is a private ``gptcache.Cache()`` (never the modu
 ``cache``) over a fresh temporary folder, with:
 
 - ``CacheBase("sqlite")`` and ``VectorBase("faiss", dimension=dim)`` in that folder (GPTCache's
-  defaults would write ``sqlite.db`` and ``faiss.index`` into the working directory);
+  defaults would write ``sqlite.db`` and ``faiss.index`` into the working directory), the
+  sqlite URL with a busy timeout (below);
 - ``get_data_manager(..., max_size=...)`` above the data size (its default, 1,000, would evict);
 - ``SearchDistanceEvaluation()`` and ``Config(similarity_threshold=0.8)``, GPTCache's defaults;
 - as its embedding function, the *same* embedder object the engine uses, so both systems see
@@ -17,6 +18,15 @@ every rank GPTCache computed, so one pass at the default threshold also gives GP
 answer at every other threshold (:func:`gptcache_served`): only the nearest entry is fetched
 (faiss ``top_k`` 1, GPTCache's default), and whether it is served depends on the threshold
 alone.
+
+Threads: GPTCache's ``get`` writes to sqlite too (the hit entry's ``last_access``, one row of
+its hit report), and its SQLAlchemy engine gives each thread a connection of its own, so lookups
+from a thread pool contend for sqlite's write lock. With sqlite3's default busy timeout (5 s) a
+loaded machine makes some of them fail with ``database is locked``. The cache is configured as a
+GPTCache user serving threads would: the same ``CacheBase("sqlite", sql_url=...)`` with
+``?timeout=`` (:data:`SQLITE_BUSY_TIMEOUT_S`) on the URL, which sqlite3 and SQLAlchemy document
+for this. Lookups stay concurrent (no lock of ours around them, which would flatten GPTCache's
+throughput), and the timeout changes nothing unless a writer waits.
 
 GPTCache installs missing stores with pip at run time (``gptcache.utils.import_faiss`` and
 friends); :func:`require_gptcache` refuses to start unless gptcache, faiss and sqlalchemy are
@@ -45,6 +55,9 @@ from semantic_reuse.semantic.embedder import Embedder
 GPTCACHE_DEFAULT_THRESHOLD = 0.8
 #: `SearchDistanceEvaluation`'s range: ranks lie in [0, 4] (squared L2 of unit vectors).
 MAX_DISTANCE = 4.0
+#: sqlite3's busy timeout for GPTCache's database (its default, 5 s, fails lookups from a thread
+#: pool on a loaded machine: they wait for one another's writes).
+SQLITE_BUSY_TIMEOUT_S = 60.0
 
 _REQUIRED = {"gptcache": "gptcache==0.1.44", "faiss": "faiss-cpu", "sqlalchemy": "sqlalchemy"}
 
@@ -66,6 +79,11 @@ def require_gptcache() -> None:
 def _module(name: str) -> Any:
     """A GPTCache module (it ships no type information: typed as Any here)."""
     return importlib.import_module(name)
+
+
+def sqlite_url(path: Path, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> str:
+    """GPTCache's sqlite URL with a busy timeout (SQLAlchemy passes it to ``sqlite3.connect``)."""
+    return f"sqlite:///{path}?timeout={timeout_s:g}"
 
 
 def cosine_of_threshold(threshold: float) -> float:
@@ -142,6 +160,7 @@ class GPTCacheBaseline:
         threshold: float = GPTCACHE_DEFAULT_THRESHOLD,
         max_size: int = 1_000_000,
         embed: Callable[[str], Any] | None = None,
+        sqlite_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
     ) -> None:
         require_gptcache()
         gptcache, manager = _module("gptcache"), _module("gptcache.manager")
@@ -156,7 +175,9 @@ class GPTCacheBaseline:
         def embedding_func(data: str, **_: Any) -> Any:
             return np.asarray(encode(data), dtype=np.float32)
 
-        scalar = manager.CacheBase("sqlite", sql_url=f"sqlite:///{self._folder / 'sqlite.db'}")
+        scalar = manager.CacheBase(
+            "sqlite", sql_url=sqlite_url(self._folder / "sqlite.db", sqlite_timeout_s)
+        )
         vector = manager.VectorBase(
             "faiss", dimension=self.dim, index_path=str(self._folder / "faiss.index")
         )

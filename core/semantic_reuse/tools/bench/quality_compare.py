@@ -1,6 +1,8 @@
 """`bench quality --baseline gptcache`: both systems on one pair file, the same vectors.
 
-1. Every distinct text of the file is embedded once with the configured embedder.
+1. Every distinct text of the file is embedded once with the configured embedder's model
+   (:func:`~semantic_reuse.tools.bench.embeddings.embed_bulk`: MiniLM through its ONNX export,
+   e5 on every core, checked against the embedder on a sample; kept in the bench cache).
 2. The engine runs the shared-cache protocol with its default configuration on those
    vectors (:func:`~semantic_reuse.tools.bench.quality.run_quality`): the headline point.
 3. Its threshold sweep replays the engine's reuse decision (threshold, margin, guard) on the
@@ -24,7 +26,7 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder
 from semantic_reuse.semantic.embedder import Embedder
 from semantic_reuse.semantic.guard import MatchGuard
-from semantic_reuse.tools.bench.embeddings import PrecomputedEmbedder, embed_all
+from semantic_reuse.tools.bench.embeddings import PrecomputedEmbedder, embed_bulk
 from semantic_reuse.tools.bench.gptcache_baseline import (
     GPTCACHE_DEFAULT_THRESHOLD,
     GPTCacheBaseline,
@@ -72,11 +74,14 @@ class QualityComparison:
     embedder: str
     systems: tuple[SystemQuality, ...]
     engine: QualityReport
+    #: How the texts' vectors were made (`embeddings.embed_bulk`): cached, or runtime and time.
+    vectors: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "pairs_file": self.pairs_file,
             "embedder": self.embedder,
+            "vectors": self.vectors,
             "engine": self.engine.as_dict(),
             "systems": [s.as_dict() for s in self.systems],
         }
@@ -150,7 +155,7 @@ def compare_quality(
         return lambda done, total: progress(label, done, total)
 
     texts = list(dict.fromkeys([p.q1 for p in pairs] + [p.q2 for p in pairs]))
-    rows = embed_all(inner, texts, cache_dir=cache_dir, progress=step("embedding"))
+    rows, how = embed_bulk(inner, texts, cache_dir=cache_dir, progress=step("embedding"))
     vectors = dict(zip(texts, rows, strict=True))
     shared = PrecomputedEmbedder(inner, vectors)
     engine = asyncio.run(
@@ -167,4 +172,4 @@ def compare_quality(
     systems = [ours]
     if baseline:
         systems.append(run_gptcache(pairs, shared, progress=step("gptcache")))
-    return QualityComparison(pairs_file, inner.name, tuple(systems), engine)
+    return QualityComparison(pairs_file, inner.name, tuple(systems), engine, how)

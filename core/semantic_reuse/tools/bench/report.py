@@ -171,15 +171,32 @@ def throughput_table(speed: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _filler(how: Mapping[str, Any]) -> str:
+    if how.get("source") == "cached":
+        return "read from the bench cache"
+    text = f"embedded in {how.get('seconds')} s by {how.get('runtime')}"
+    if (diff := how.get("twin_max_abs_diff")) is not None:
+        text += f" (checked against the embedder: max |diff| {diff:.1e})"
+    return text
+
+
 def render_markdown(results: Mapping[str, Any]) -> str:
     """The report: machine, commands, quality, speed, targets."""
     lines = [f"# semantic-reuse benchmarks, {results.get('date', '')}", ""]
     machine = results.get("machine", {})
     lines += [f"Machine: {machine.get('description', '-')}.", ""]
     lines += ["Command: `" + str(results.get("command", "semantic-reuse bench all")) + "`", ""]
+    if seconds := results.get("seconds"):
+        parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total")
+        lines += [f"Run time: {seconds['total'] / 60:.1f} min ({parts}).", ""]
     if results.get("quality"):
         lines += ["## Quality (shared-cache protocol, same vectors for both systems)", ""]
         lines += [*quality_table(results["quality"]), ""]
+        for item in results["quality"]:
+            stem = Path(str(item["pairs_file"])).stem
+            if vectors := item.get("vectors"):
+                lines += [f"Vectors of {stem}: {_filler(vectors)}.", ""]
+            lines += [f"![quality on {stem}](quality-{stem}.png)", ""]
     if results.get("compound"):
         lines += ["## Compound questions", "", "| group | queries | rates |", "| --- | --- | --- |"]
         for group, rates in results["compound"].items():
@@ -198,6 +215,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         for note in speed.get("skipped", []):
             lines.append(f"- skipped: {note}")
         lines.append("")
+        if filler := speed.get("filler_embedding"):
+            lines += [f"Filler vectors: {_filler(filler)}.", ""]
+        for name in speed.get("plots", []):
+            lines += [f"![{Path(name).stem.replace('-', ' ')}]({name})", ""]
     if e2e := results.get("e2e"):
         lines += ["## End to end (vLLM)", "", "```json", str(e2e), "```", ""]
     lines += ["## Targets", "", "| target | goal | measured | met |", "| --- | --- | --- | --- |"]

@@ -1,7 +1,9 @@
 """`semantic-reuse bench all`: every bench, one folder of results.
 
-Writes ``<out>/results.json``, ``<out>/report.md`` and the PNGs. Samples kept for the CDF
-plot are dropped from the JSON, so a results folder stays a few hundred KB.
+Writes ``<out>/results.json``, ``<out>/report.md`` and the PNGs: per pair file, quality
+(error rate against hit rate, precision against recall); for speed, latency against cache size,
+latency CDFs and throughput against concurrency. Samples kept for the CDF plot are dropped from
+the JSON, so a results folder stays a few hundred KB.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import platform
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -122,19 +125,9 @@ def _compound(options: SuiteOptions, progress: Progress | None) -> dict[str, Any
 
 
 def _speed_plots(speed: dict[str, Any], out: Path) -> None:
-    rows = speed["rows"]
-    plots.latency_vs_size_png(rows, out / "latency-vs-size.png")
-    sizes = sorted(speed["sizes"])
-    middle = sizes[len(sizes) // 2]
-    samples = {
-        f"{r['system']} {kind}": r["samples_ms"][kind]
-        for r in rows
-        if r["entries"] == middle
-        for kind in ("semantic", "miss")
-        if r["samples_ms"].get(kind)
-    }
-    plots.latency_cdf_png(samples, out / "latency-cdf.png", f"Lookup latency at {middle} entries")
-    for r in rows:
+    """The speed PNGs (named in ``speed["plots"]``); then the samples leave the JSON."""
+    speed["plots"] = [p.name for p in plots.speed_pngs(speed, out)]
+    for r in speed["rows"]:
         r.pop("samples_ms", None)
 
 
@@ -147,8 +140,19 @@ def run_all(options: SuiteOptions, progress: Progress | None = None) -> dict[str
         "command": options.command,
     }
     embedders: dict[str, Embedder] = {}  # loaded once, shared by the quality and speed runs
+    seconds: dict[str, float] = {}  # wall time of each part, for the report
+    start = clock = time.perf_counter()
+
+    def lap(part: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[part] = round(now - clock, 1)
+        clock = now
+
     results["quality"] = _quality(options, embedders, progress)
+    lap("quality")
     results["compound"] = _compound(options, progress)
+    lap("compound")
     speed_options = options.speed
     if speed_options.redis_url is None:
         speed_options = replace(speed_options, redis_url=redis_if_up())
@@ -156,12 +160,16 @@ def run_all(options: SuiteOptions, progress: Progress | None = None) -> dict[str
                                   embedder=embedders.get("minilm"), progress=progress))  # fmt: skip
     _speed_plots(speed, options.out)
     results["speed"] = speed
+    lap("speed")
     if options.e2e and vllm_available():
         from semantic_reuse.tools.bench.e2e import run_e2e
 
         if progress:
             progress("e2e through vLLM", 0, 1)
         results["e2e"] = asyncio.run(run_e2e(options.datasets))
+        lap("e2e")
+    seconds["total"] = round(time.perf_counter() - start, 1)
+    results["seconds"] = seconds
     results["targets"] = [t.as_dict() for t in check_targets(results)]
     (options.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     (options.out / "report.md").write_text(render_markdown(results), encoding="utf-8")
