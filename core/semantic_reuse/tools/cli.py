@@ -312,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--datasets", type=Path, default=datasets, help=DATASETS_HELP)
     speed.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
     speed.add_argument(
-        "--systems", nargs="+", default=["edge", "edge-onnx", "qdrant-local", "gptcache"],
-        choices=["edge", "edge-onnx", "qdrant-local", "gptcache"],
+        "--systems", nargs="+", default=["edge", "edge-torch", "qdrant-local", "gptcache"],
+        choices=["edge", "edge-torch", "qdrant-local", "gptcache"],
     )  # fmt: skip
     speed.add_argument("--probes", type=int, default=100, help="paraphrase and miss questions")
     speed.add_argument("--redis-url", default=None, help="default: $REDIS_URL or local Redis")

@@ -28,7 +28,7 @@ async def test_tiny_speed_run(
     )
     rows = {(r["system"], r["entries"]): r for r in result["rows"]}
     assert set(rows) == {
-        (s, n) for s in ("edge", "edge-onnx", "qdrant-local", "gptcache") for n in (40, 80)
+        (s, n) for s in ("edge", "edge-torch", "qdrant-local", "gptcache") for n in (40, 80)
     }
     for (system, entries), row in rows.items():
         lookups = row["lookups"]

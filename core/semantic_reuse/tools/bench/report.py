@@ -73,7 +73,7 @@ def check_targets(results: Mapping[str, Any]) -> list[Target]:
         med = redis["lookups"]["median_ms"]
         out.append(Target("exact hit, Redis", "median <= 2 ms", f"{med:.3f} ms", med <= 2.0))
     theirs = _median(_row(speed, "gptcache", middle), "semantic")
-    for system in ("edge", "edge-onnx"):
+    for system in ("edge", "edge-torch"):
         ours = _median(_row(speed, system, middle), "semantic")
         if ours is not None and theirs is not None:
             ratio = ours / theirs
@@ -81,7 +81,7 @@ def check_targets(results: Mapping[str, Any]) -> list[Target]:
                               f"{ours:.1f} ms vs {theirs:.1f} ms: {ratio:.2f}x",
                               ratio <= 1 / 3))  # fmt: skip
     g_row = _row(speed, "gptcache", middle)
-    for system in ("edge", "edge-onnx"):
+    for system in ("edge", "edge-torch"):
         row = _row(speed, system, middle)
         if row and g_row and "throughput_per_s" in row and "throughput_per_s" in g_row:
             ours_t, theirs_t = row["throughput_per_s"]["64"], g_row["throughput_per_s"]["64"]
@@ -89,7 +89,7 @@ def check_targets(results: Mapping[str, Any]) -> list[Target]:
                               f"{ours_t:.0f}/s vs {theirs_t:.0f}/s: {ours_t / theirs_t:.1f}x",
                               ours_t >= 5 * theirs_t))  # fmt: skip
     if len(sizes) >= 2:
-        for system in ("edge", "edge-onnx"):
+        for system in ("edge", "edge-torch"):
             small = _median(_row(speed, system, sizes[-2]), "semantic")
             large = _median(_row(speed, system, sizes[-1]), "semantic")
             if small and large:

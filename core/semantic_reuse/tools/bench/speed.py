@@ -46,7 +46,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True, slots=True)
 class SpeedOptions:
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
-    systems: tuple[str, ...] = ("edge", "edge-onnx", "qdrant-local", "gptcache")
+    systems: tuple[str, ...] = ("edge", "edge-torch", "qdrant-local", "gptcache")
     probes: int = 100
     misses: int = 100
     concurrency: tuple[int, ...] = (1, 8, 64)
@@ -203,10 +203,13 @@ async def run_speed(
         embed_bulk, inner, list(texts.fillers), cache_dir=options.cache_dir / "vectors",
         progress=report(f"embedding {largest} filler texts (cached for later runs)"),
     )  # fmt: skip
-    # The engine on ONNX Runtime (same model, same vectors within 1e-6) beside the default.
-    onnx_config = config.model_copy(deep=True)
-    onnx_config.semantic.embedder_backend = "onnx"
-    onnx = build_embedder(onnx_config) if "edge-onnx" in options.systems else inner
+    # MiniLM on PyTorch (same model, same vectors within 1e-6): the engine before its default
+    # moved to ONNX Runtime, and GPTCache as its users run sentence-transformers (its SBERT
+    # embedding is PyTorch). The default engine is `edge`.
+    torch_config = config.model_copy(deep=True)
+    torch_config.semantic.embedder_backend = "torch"
+    wants_torch = {"edge-torch", "gptcache"} & set(options.systems)
+    torch_inner = build_embedder(torch_config) if embedder is None and wants_torch else inner
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     plan = [(n, s) for n in sorted(options.sizes) for s in options.systems]
@@ -219,9 +222,11 @@ async def run_speed(
             continue
         target: Target
         if system == "gptcache":
-            target = GPTCacheTarget(inner)
-        elif system == "edge-onnx":
-            target = EngineTarget("edge", onnx_config, onnx, split, options.cache_dir, "edge-onnx")
+            target = GPTCacheTarget(torch_inner)
+        elif system == "edge-torch":
+            target = EngineTarget(
+                "edge", torch_config, torch_inner, split, options.cache_dir, "edge-torch"
+            )
         else:
             target = EngineTarget(system, config, inner, split, options.cache_dir)
         try:
