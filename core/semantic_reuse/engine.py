@@ -285,9 +285,15 @@ class ReuseEngine:
                     logger.debug("closing the reuse engine failed: {!r}", exc)
                 return
         # The loop is gone (or was never used): its tasks are gone with it; close the rest here.
-        runner = threading.Thread(target=asyncio.run, args=(self.aclose(),), daemon=True)
+        runner = threading.Thread(target=self._close_on_a_new_loop, daemon=True)
         runner.start()
         runner.join(timeout_s)
+
+    def _close_on_a_new_loop(self) -> None:
+        try:
+            asyncio.run(self.aclose())
+        except Exception as exc:
+            logger.debug("closing the reuse engine failed: {!r}", exc)
 
     @property
     def closed(self) -> bool:

@@ -473,3 +473,36 @@ async def test_question_inside_a_template_is_what_is_compared(make_engine: Engin
         assert await ask(context, question, question=question) is expected, question
     with pytest.raises(ValueError, match="question must occur"):
         await ask(RESET_DOC, "How can I reset it?", question="Something else?")
+
+
+def test_shutdown_from_sync_code_waits_for_the_engines_loop(tmp_path: Path) -> None:
+    """`shutdown()` (what `AsyncLLM.shutdown` calls) from a thread other than the one whose
+    loop the engine runs on: it closes the engine there, background stores included."""
+    import threading
+
+    from semantic_reuse import CallableBackend, HandlerConfig
+
+    config = HandlerConfig(cache={"qdrant_path": tmp_path / "qdrant"})
+    engine = ReuseEngine(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def model(prompt: object, params: object) -> str:
+        return "Use the reset link."
+
+    generate = engine.generate("How do I reset my password?", CallableBackend(model), model="m")
+    result = asyncio.run_coroutine_threadsafe(generate, loop).result(60)
+    assert result.info.kind is ReuseKind.MISS  # its vector record is written in the background
+    engine.shutdown()
+    assert engine.closed
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+    async def look() -> Any:
+        async with ReuseEngine(config) as again:
+            return await again.lookup("How do I reset my password?", model="m")
+
+    hit = asyncio.run(look())
+    assert hit is not None
+    assert hit.info.tier == "vector"
