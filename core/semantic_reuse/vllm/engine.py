@@ -178,13 +178,8 @@ class EnhancedAsyncLLM(AsyncLLM):
         fingerprint, so an answer is never replayed into another conversation."""
         reuse_kwargs, kwargs = split_options(kwargs)
         opts = ReuseOptions.of(options, **reuse_kwargs)
-        request = ReuseRequest(
-            messages=messages,
-            namespace=opts.namespace,
-            model=self._model_scope(),
-            params=self._reuse_params(sampling_params, kwargs.get("lora_request")),
-            question=opts.question,
-        )
+        scope = self._request_scope(opts, sampling_params, kwargs.get("lora_request"))
+        request = ReuseRequest(messages=messages, question=opts.question, **scope)
         prompt = render_chat(self, [dict(m) for m in messages])
         outputs = self.generate(
             prompt, sampling_params, request_id, options=opts, reuse_request=request, **kwargs
@@ -218,19 +213,15 @@ class EnhancedAsyncLLM(AsyncLLM):
         options: ReuseOptions,
     ) -> ReuseRequest | None:
         """The request's key, or None for a prompt reuse cannot key (multimodal, embeds)."""
-        fields: dict[str, Any] = {
-            "namespace": options.namespace,
-            "model": self._model_scope(),
-            "params": self._reuse_params(sampling_params, lora_request),
-        }
-        text: Any = prompt.get("prompt") if isinstance(prompt, Mapping) else prompt
-        if isinstance(prompt, Mapping) and not set(prompt) <= {"prompt", "prompt_token_ids"}:
+        scope = self._request_scope(options, sampling_params, lora_request)
+        if isinstance(prompt, str):
+            return ReuseRequest(prompt, question=options.question, **scope)
+        if not isinstance(prompt, Mapping) or not set(prompt) <= {"prompt", "prompt_token_ids"}:
             return None
-        if isinstance(text, str):
-            return ReuseRequest(text, question=options.question, **fields)
-        ids = prompt.get("prompt_token_ids") if isinstance(prompt, Mapping) else None
-        if isinstance(ids, list):
-            return ReuseRequest(prompt_token_ids=ids, **fields)
+        if isinstance(prompt.get("prompt"), str):
+            return ReuseRequest(prompt["prompt"], question=options.question, **scope)
+        if isinstance(prompt.get("prompt_token_ids"), list):
+            return ReuseRequest(prompt_token_ids=prompt["prompt_token_ids"], **scope)
         return None
 
     async def _check_cache(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision:
@@ -302,9 +293,16 @@ class EnhancedAsyncLLM(AsyncLLM):
                     if final is not None:
                         yield final
 
-    def _model_scope(self) -> str:
-        """The served model: answers never cross models."""
-        return str(self.model_config.model)
+    def _request_scope(
+        self, options: ReuseOptions, sampling_params: SamplingParams, lora_request: Any
+    ) -> dict[str, Any]:
+        """Where an answer may be reused: the tenant, the served model (answers never cross
+        models) and what shapes the answer (sampling parameters, LoRA adapter)."""
+        return {
+            "namespace": options.namespace,
+            "model": str(self.model_config.model),
+            "params": self._reuse_params(sampling_params, lora_request),
+        }
 
     # -- helpers -----------------------------------------------------------------------
 
