@@ -153,10 +153,11 @@ class SemanticConfig(_Section):
         "e5-small, for Chinese and mixed prompts) or a sentence-transformers folder.",
     )
     embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="onnx",
-        description="MiniLM's runtime: ONNX Runtime (the same vectors, ~2.5x faster; exported "
-        "once per machine, by `semantic-reuse prepare-model` or on first use), its int8 graph "
-        "(~2x faster again, its own calibration), or PyTorch.",
+        default="onnx-int8",
+        description="MiniLM's runtime: ONNX Runtime's int8 graph (the default: ~2.5x faster than "
+        "the float graph, with its own calibrated threshold; docs/benchmarks.md), the float graph "
+        "(PyTorch's vectors to ~1e-6) or PyTorch. Exported and quantized once per machine, by "
+        "`semantic-reuse prepare-model` or on first use.",
     )
     top_k: int = Field(default=10, ge=1, le=1000)
     candidate_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -234,8 +235,8 @@ class Calibrated:
 # on the held-out half; lcqmc_dev for the multilingual model, whose scores sit higher.
 CALIBRATED: dict[str, Calibrated] = {
     "minilm": Calibrated(threshold=0.81, margin=0.03),
-    # int8 MiniLM (docs/benchmarks.md): at 0.8075 precision and recall on qqp_dev_5k and
-    # gptcache_mock_pairs stay within 0.005 of the float model's at 0.81 (just: qqp recall -0.005).
+    # int8 MiniLM, the default runtime (docs/benchmarks.md): at 0.8075 precision and recall on
+    # qqp_dev_5k and gptcache_mock_pairs stay within 0.005 of the float model's at 0.81.
     "minilm-int8": Calibrated(threshold=0.8075, margin=0.03),
     "e5": Calibrated(threshold=0.965, margin=0.0),
 }

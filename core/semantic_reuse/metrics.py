@@ -65,6 +65,9 @@ class Histogram:
 
 
 def _key(labels: dict[str, str]) -> LabelKey:
+    if len(labels) == 1:  # the common case: no sorting
+        ((name, value),) = labels.items()
+        return ((name, str(value)),)
     return tuple(sorted((k, str(v)) for k, v in labels.items()))
 
 

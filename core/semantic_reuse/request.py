@@ -350,6 +350,10 @@ def _normal(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+#: The canonical encoding of a key's document (one encoder, built once: not per request).
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def _digest(document: JSONValue) -> str:
-    encoded = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    encoded = _CANONICAL.encode(document)
     return xxhash.xxh3_128_hexdigest(encoded.encode("utf-8"))

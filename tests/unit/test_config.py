@@ -10,7 +10,9 @@ def test_defaults_are_valid_and_alias_is_same_class() -> None:
     config = HandlerConfig()
     assert ReuseConfig is HandlerConfig
     assert config.similarity_threshold is None  # the embedder's calibrated value
-    assert config.reuse_threshold() == 0.81
+    assert config.semantic.embedder_backend == "onnx-int8"  # its own calibration
+    assert config.reuse_threshold() == 0.8075
+    assert HandlerConfig(semantic={"embedder_backend": "onnx"}).reuse_threshold() == 0.81
     assert config.reuse_margin() == 0.03
     assert HandlerConfig(semantic={"embedder": "e5"}).reuse_threshold() == 0.965
     assert HandlerConfig(similarity_threshold=0.7).reuse_threshold() == 0.7

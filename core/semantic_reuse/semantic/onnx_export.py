@@ -14,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -169,11 +172,29 @@ def _quantize_int8(export_dir: Path) -> None:
     quantization = require("onnxruntime.quantization", "onnxruntime", "backend='onnx-int8'")
     logger.info("quantizing {} to int8 once per machine", export_dir.name)
     partial = export_dir / f"{INT8_GRAPH}.partial"
-    quantization.quantize_dynamic(
-        str(export_dir / "model.onnx"), str(partial), weight_type=quantization.QuantType.QInt8,
-        per_channel=True, op_types_to_quantize=["MatMul"],
-    )  # fmt: skip
+    with _no_root_logging_setup():
+        quantization.quantize_dynamic(
+            str(export_dir / "model.onnx"), str(partial), weight_type=quantization.QuantType.QInt8,
+            per_channel=True, op_types_to_quantize=["MatMul"],
+        )  # fmt: skip
     partial.replace(export_dir / INT8_GRAPH)
+
+
+@contextmanager
+def _no_root_logging_setup() -> Iterator[None]:
+    """ONNX Runtime's quantizer calls ``logging.warning``, which installs a handler on the
+    root logger when it has none: a library must not configure the application's logging.
+    A NullHandler on an unconfigured root for the call's duration keeps it untouched."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        yield
+    finally:
+        root.removeHandler(guard)
 
 
 def _export_onnx(folder: Path, export_dir: Path) -> None:

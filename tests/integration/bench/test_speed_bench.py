@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from semantic_reuse import HandlerConfig
-from semantic_reuse.tools.bench import plots
+from semantic_reuse.tools.bench import SPEED_SYSTEMS, plots
 from semantic_reuse.tools.bench.speed import SpeedOptions, run_speed
 
 
@@ -28,7 +28,7 @@ async def test_tiny_speed_run(
     )
     rows = {(r["system"], r["entries"]): r for r in result["rows"]}
     assert set(rows) == {
-        (s, n) for s in ("edge", "edge-torch", "qdrant-local", "gptcache") for n in (40, 80)
+        (s, n) for s in SPEED_SYSTEMS for n in (40, 80)
     }
     for (system, entries), row in rows.items():
         lookups = row["lookups"]

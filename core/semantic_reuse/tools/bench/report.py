@@ -61,6 +61,10 @@ def check_targets(results: Mapping[str, Any]) -> list[Target]:
         out.append(Target("quality lcqmc_dev (e5)", "F1 above GPTCache's, same embedder",
                           f"F1 {ours['f1']:.3f} vs {g['default']['f1']:.3f}",
                           ours["f1"] > g["default"]["f1"]))  # fmt: skip
+    enhanced = results.get("e2e", {}).get("EnhancedAsyncLLM", {})
+    if (share := enhanced.get("miss_reuse_overhead_median")) is not None:
+        out.append(Target("vLLM e2e: what a miss pays for reuse", "< 1% of the request",
+                          f"{share * 100:.2f}% (median)", share < 0.01))  # fmt: skip
     speed = results.get("speed")
     if not speed:
         return out
@@ -68,35 +72,40 @@ def check_targets(results: Mapping[str, Any]) -> list[Target]:
     middle = sizes[len(sizes) // 2]
     exact = _median(_row(speed, "edge", middle), "exact")
     if exact is not None:
-        out.append(Target("exact hit, memory", "median <= 0.5 ms", f"{exact:.3f} ms", exact <= 0.5))
+        out.append(
+            Target("exact hit, memory", "median <= 0.05 ms", f"{exact:.3f} ms", exact <= 0.05)
+        )
     if (redis := speed.get("redis_exact")) is not None:
         med = redis["lookups"]["median_ms"]
         out.append(Target("exact hit, Redis", "median <= 2 ms", f"{med:.3f} ms", med <= 2.0))
-    theirs = _median(_row(speed, "gptcache", middle), "semantic")
-    for system in ("edge", "edge-torch"):
-        ours = _median(_row(speed, system, middle), "semantic")
+    # The default engine (`edge`) against GPTCache; the runtime variants are levers, not targets.
+    ours_row, g_row = _row(speed, "edge", middle), _row(speed, "gptcache", middle)
+    for kind, label in (("semantic", "semantic lookup"), ("miss", "miss")):
+        ours, theirs = _median(ours_row, kind), _median(g_row, kind)
         if ours is not None and theirs is not None:
             ratio = ours / theirs
-            out.append(Target(f"semantic lookup at {middle} ({system})", "<= 1/3 of GPTCache's",
+            out.append(Target(f"{label} at {middle}", "<= 1/3 of GPTCache's",
                               f"{ours:.1f} ms vs {theirs:.1f} ms: {ratio:.2f}x",
                               ratio <= 1 / 3))  # fmt: skip
-    g_row = _row(speed, "gptcache", middle)
-    for system in ("edge", "edge-torch"):
-        row = _row(speed, system, middle)
-        if row and g_row and "throughput_per_s" in row and "throughput_per_s" in g_row:
-            ours_t, theirs_t = row["throughput_per_s"]["64"], g_row["throughput_per_s"]["64"]
-            out.append(Target(f"throughput at 64 ({system})", ">= 5x GPTCache's",
-                              f"{ours_t:.0f}/s vs {theirs_t:.0f}/s: {ours_t / theirs_t:.1f}x",
-                              ours_t >= 5 * theirs_t))  # fmt: skip
+    if ours_row and g_row and "throughput_per_s" in ours_row and "throughput_per_s" in g_row:
+        ours_t, theirs_t = ours_row["throughput_per_s"]["64"], g_row["throughput_per_s"]["64"]
+        out.append(Target("lookups/s at 64 concurrent", ">= 5x GPTCache's",
+                          f"{ours_t:.0f}/s vs {theirs_t:.0f}/s: {ours_t / theirs_t:.1f}x",
+                          ours_t >= 5 * theirs_t))  # fmt: skip
     if len(sizes) >= 2:
-        for system in ("edge", "edge-torch"):
-            small = _median(_row(speed, system, sizes[-2]), "semantic")
-            large = _median(_row(speed, system, sizes[-1]), "semantic")
-            if small and large:
-                out.append(Target(f"scale {sizes[-2]} -> {sizes[-1]} ({system})",
-                                  "semantic median grows <= 1.5x",
-                                  f"{small:.1f} -> {large:.1f} ms: {large / small:.2f}x",
-                                  large / small <= 1.5))  # fmt: skip
+        small = _median(_row(speed, "edge", sizes[-2]), "semantic")
+        large = _median(_row(speed, "edge", sizes[-1]), "semantic")
+        if small and large:
+            out.append(Target(f"semantic lookup, {sizes[-1]} vs {sizes[-2]}", "<= 1.3x",
+                              f"{small:.1f} -> {large:.1f} ms: {large / small:.2f}x",
+                              large / small <= 1.3))  # fmt: skip
+    largest = _row(speed, "edge", sizes[-1])
+    if largest is not None and largest["entries"] >= 100_000:
+        ours_b = float(largest["rss_bytes_per_entry"])
+        g_large = _row(speed, "gptcache", sizes[-1])
+        theirs_b = f" (GPTCache {g_large['rss_bytes_per_entry'] / 1024:.2f} KB)" if g_large else ""
+        out.append(Target(f"RAM per entry at {sizes[-1]}", "<= 1.5 KB",
+                          f"{ours_b / 1024:.2f} KB{theirs_b}", ours_b <= 1.5 * 1024))  # fmt: skip
     return out
 
 

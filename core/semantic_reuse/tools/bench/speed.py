@@ -35,6 +35,8 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder, build_search_helper_from, build_splitter
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.semantic.embedder import Embedder
+from semantic_reuse.semantic.sentence_transformer import Backend, SentenceTransformerEmbedder
+from semantic_reuse.tools.bench import SPEED_SYSTEMS
 from semantic_reuse.tools.bench.embeddings import bench_cache_dir, embed_bulk
 from semantic_reuse.tools.bench.metrics import Latency
 from semantic_reuse.tools.bench.speed_data import SpeedTexts, load_speed_texts
@@ -46,7 +48,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True, slots=True)
 class SpeedOptions:
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
-    systems: tuple[str, ...] = ("edge", "edge-torch", "qdrant-local", "gptcache")
+    systems: tuple[str, ...] = SPEED_SYSTEMS
     probes: int = 100
     misses: int = 100
     concurrency: tuple[int, ...] = (1, 8, 64)
@@ -180,6 +182,22 @@ async def redis_exact(
             await search.store.aclose()
 
 
+#: Systems that are the default engine with MiniLM on another runtime.
+VARIANT_BACKENDS: dict[str, Backend] = {"edge-onnx": "onnx", "edge-torch": "torch"}
+
+
+def _with_backend(
+    config: HandlerConfig, inner: Embedder, backend: Backend
+) -> tuple[HandlerConfig, Embedder]:
+    """`config` with MiniLM on `backend`, and its embedder. An embedder that is not MiniLM's
+    (a test's, a custom folder's on the same runtime) stands for every variant."""
+    variant = config.model_copy(deep=True)
+    variant.semantic.embedder_backend = backend
+    if not isinstance(inner, SentenceTransformerEmbedder) or inner.backend == backend:
+        return variant, inner
+    return variant, build_embedder(variant)
+
+
 async def run_speed(
     datasets: Path, config: HandlerConfig, options: SpeedOptions,
     *, embedder: Embedder | None = None, splitter: AsyncConjunctionExtractor | None = None,
@@ -203,13 +221,15 @@ async def run_speed(
         embed_bulk, inner, list(texts.fillers), cache_dir=options.cache_dir / "vectors",
         progress=report(f"embedding {largest} filler texts (cached for later runs)"),
     )  # fmt: skip
-    # MiniLM on PyTorch (same model, same vectors within 1e-6): the engine before its default
-    # moved to ONNX Runtime, and GPTCache as its users run sentence-transformers (its SBERT
-    # embedding is PyTorch). The default engine is `edge`.
-    torch_config = config.model_copy(deep=True)
-    torch_config.semantic.embedder_backend = "torch"
-    wants_torch = {"edge-torch", "gptcache"} & set(options.systems)
-    torch_inner = build_embedder(torch_config) if embedder is None and wants_torch else inner
+    # The same MiniLM on other runtimes, for each lever's share: float ONNX Runtime (the default
+    # before int8), PyTorch (the engine before ONNX, and GPTCache as its users run
+    # sentence-transformers: its SBERT embedding is PyTorch). The default engine is `edge`.
+    wanted = set(options.systems) | ({"edge-torch"} if "gptcache" in options.systems else set())
+    variants = {
+        name: _with_backend(config, inner, backend)
+        for name, backend in VARIANT_BACKENDS.items()
+        if name in wanted
+    }
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     plan = [(n, s) for n in sorted(options.sizes) for s in options.systems]
@@ -222,10 +242,11 @@ async def run_speed(
             continue
         target: Target
         if system == "gptcache":
-            target = GPTCacheTarget(torch_inner)
-        elif system == "edge-torch":
+            target = GPTCacheTarget(variants["edge-torch"][1])
+        elif system in VARIANT_BACKENDS:
+            variant_config, variant_inner = variants[system]
             target = EngineTarget(
-                "edge", torch_config, torch_inner, split, options.cache_dir, "edge-torch"
+                "edge", variant_config, variant_inner, split, options.cache_dir, system
             )
         else:
             target = EngineTarget(system, config, inner, split, options.cache_dir)
