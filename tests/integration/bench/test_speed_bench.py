@@ -27,9 +27,7 @@ async def test_tiny_speed_run(
         tiny_datasets, HandlerConfig(), options, embedder=minilm, splitter=splitter
     )
     rows = {(r["system"], r["entries"]): r for r in result["rows"]}
-    assert set(rows) == {
-        (s, n) for s in SPEED_SYSTEMS for n in (40, 80)
-    }
+    assert set(rows) == {(s, n) for s in SPEED_SYSTEMS for n in (40, 80)}
     for (system, entries), row in rows.items():
         lookups = row["lookups"]
         # 5 paraphrases + 5 misses + 5 repeats, each classified by what was answered.
