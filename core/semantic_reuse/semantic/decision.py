@@ -16,13 +16,20 @@ normalised embeddings, 1.0 = same), :class:`ReusePolicy` serves the best neighbo
    already saw); neighbours whose answer is the same (``answer_key`` equal) are not rivals
    either.
 
+With a ``verifier`` (the default engine has one: :mod:`semantic_reuse.semantic.verify`), the
+rule is instead: the verifier scores the candidates at or above ``threshold`` (its cosine
+floor, or the expert's threshold when one is set), the most probable one is examined, and it
+is served when its probability of being right reaches ``min_probability`` (what the error
+budget asked for) and the guard allows it. The margin rule is the verifier's job then: it
+sees each candidate's gap to the others.
+
 The function is pure: it sees the candidates it is given and nothing else, so the engine
 calls it after the vector search and the calibration code calls it on labelled data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -36,6 +43,14 @@ class GuardLike(Protocol):
     """Anything with the guard's ``check`` (a :class:`MatchGuard`, or a test double)."""
 
     def check(self, query: str, candidate: str) -> GuardVerdict: ...
+
+
+class VerifierLike(Protocol):
+    """Anything that scores candidates (a :class:`~semantic_reuse.semantic.verify.Verifier`)."""
+
+    def probabilities(
+        self, query: str, candidates: Sequence[tuple[str, float]]
+    ) -> Iterable[float]: ...
 
 
 class Candidate(NamedTuple):
@@ -60,8 +75,11 @@ class MatchDecision:
     score: float | None = None
     reason: str = "hit"
     """``hit``, ``no_candidates``, ``below_threshold``, ``guard:<check>`` (every candidate
-    above the threshold was refused; the best one's check is named) or ``ambiguous``."""
+    above the threshold was refused; the best one's check is named), ``ambiguous`` or
+    ``unverified`` (the verifier's best candidate is not probable enough)."""
     detail: str | None = None
+    probability: float | None = None
+    """The verifier's probability that the served (or best refused) candidate is right."""
 
     @property
     def hit(self) -> bool:
@@ -79,12 +97,16 @@ class ReusePolicy:
         guard: the match guard, or ``None`` to serve on similarity alone.
         max_checks: how many candidates above the threshold the guard may examine, best
             first (1: only the best; if the guard refuses it, no reuse).
+        verifier: the second stage, or ``None`` for the threshold/margin rule.
+        min_probability: with a verifier, the probability a served candidate needs.
     """
 
     threshold: float
     margin: float = 0.0
     guard: GuardLike | None = None
     max_checks: int = 1
+    verifier: VerifierLike | None = None
+    min_probability: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -93,6 +115,10 @@ class ReusePolicy:
             raise InvalidRequestError(f"margin must be in [0, 1], not {self.margin!r}")
         if self.max_checks < 1:
             raise InvalidRequestError(f"max_checks must be >= 1, not {self.max_checks!r}")
+        if not 0.0 <= self.min_probability <= 1.01:
+            raise InvalidRequestError(
+                f"min_probability must be in [0, 1], not {self.min_probability!r}"
+            )
 
     def decide(self, query: str, candidates: Sequence[CandidateLike]) -> MatchDecision:
         """Pick the candidate to serve for ``query``; ``candidates`` in any order."""
@@ -103,6 +129,8 @@ class ReusePolicy:
         best = cands[order[0]].score
         if best < self.threshold:
             return MatchDecision(None, best, "below_threshold")
+        if self.verifier is not None:
+            return self._verified(self.verifier, query, cands, order)
 
         verdicts: dict[int, GuardVerdict] = {}
 
@@ -149,6 +177,25 @@ class ReusePolicy:
                     None, top.score, "ambiguous", f"{rival.score:.3f} vs {top.score:.3f}"
                 )
         return MatchDecision(chosen, top.score, "hit")
+
+    def _verified(
+        self, verifier: VerifierLike, query: str, cands: list[Candidate], order: list[int]
+    ) -> MatchDecision:
+        eligible = [i for i in order if cands[i].score >= self.threshold]
+        scored = verifier.probabilities(
+            query, [(cands[i].prompt, cands[i].score) for i in eligible]
+        )
+        chosen, probability = max(zip(eligible, scored, strict=True), key=lambda item: item[1])
+        probability = float(probability)
+        top = cands[chosen]
+        if probability < self.min_probability:
+            return MatchDecision(None, top.score, "unverified", None, probability)
+        if self.guard is not None:
+            verdict = self.guard.check(query, top.prompt)
+            if not verdict.allowed:
+                reason = f"guard:{verdict.reason}"
+                return MatchDecision(None, top.score, reason, verdict.detail, probability)
+        return MatchDecision(chosen, top.score, "hit", None, probability)
 
 
 def decide_reuse(

@@ -1,4 +1,4 @@
-"""The `semantic-reuse` command line: demo, prepare-model, calibrate, bench."""
+"""The `semantic-reuse` command line: demo, prepare-model, calibrate, train-verifier, bench."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def _prepare_embedder(console: Console) -> int:
         return 1
     console.print(f"MiniLM ONNX export: {default_onnx_cache()}")
     return 0
+
+
+def _train_verifier(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.tools.verifier_command import run_train_verifier
+
+    return run_train_verifier(args, console)
 
 
 def _calibrate(args: argparse.Namespace, console: Console) -> int:
@@ -281,6 +287,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="write SEMANTIC_REUSE_SIMILARITY_THRESHOLD to this dotenv file",
     )
     calibrate.set_defaults(run=_calibrate)
+
+    verifier = commands.add_parser(
+        "train-verifier",
+        help="fit the verifier on labelled pairs, calibrate its error budget, write it (JSON)",
+    )
+    verifier.add_argument(
+        "--pairs", type=Path, required=True, action="append",
+        help="training pairs (JSONL: q1, q2, label); repeat for several",
+    )  # fmt: skip
+    verifier.add_argument(
+        "--calibrate-on", type=Path, required=True, action="append",
+        help="held-apart pairs for the calibration and the check (never the training pairs)",
+    )  # fmt: skip
+    verifier.add_argument("--out", type=Path, required=True, help="the file (or folder) to write")
+    verifier.add_argument("--embedder", default="minilm", help="minilm, e5 or a model folder")
+    verifier.add_argument("--name", default=None, help="default: verifier-<embedder>")
+    verifier.add_argument(
+        "--default-error-rate", type=float, default=0.2,
+        help="the budget in force when a user sets no max_error_rate",
+    )  # fmt: skip
+    verifier.add_argument("--limit", type=int, default=None, help="first N training pairs")
+    verifier.set_defaults(run=_train_verifier)
 
     bench = commands.add_parser("bench", help="measure quality and speed")
     suites = bench.add_subparsers(dest="suite", required=True)
