@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -63,16 +63,18 @@ class Verifier:
     """Scores (question, cached question) pairs; see the module docstring."""
 
     name: str
-    ensemble: TreeEnsemble
-    weights: WordWeights
-    calibration: Calibration
-    budget: tuple[BudgetPoint, ...]
+    ensemble: TreeEnsemble = field(repr=False)
+    weights: WordWeights = field(repr=False)
+    calibration: Calibration = field(repr=False)
+    budget: tuple[BudgetPoint, ...] = field(repr=False)
     floor: float
     """Candidates below this cosine are never served (and never scored)."""
     top_k: int
     """How many candidates (best first) it scores, as many as it was trained on."""
     default_error_rate: float
-    guard: MatchGuard
+    guard: MatchGuard = field(repr=False)
+    card: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """Where it came from: embedder, data, command, figures (the model card's facts)."""
 
     def probabilities(self, query: str, candidates: Sequence[tuple[str, float]]) -> FloatVector:
         """P(right) of serving each candidate's answer for `query`; 0 below the floor."""
@@ -114,7 +116,7 @@ class Verifier:
                 }
                 for p in self.budget
             ],
-            "card": dict(card or {}),
+            "card": {**self.card, **(card or {})},
             "words": self.weights.to_dict(),
             "ensemble": self.ensemble.to_dict(),
         }
@@ -138,6 +140,7 @@ class Verifier:
             top_k=int(data["top_k"]),
             default_error_rate=float(data["default_error_rate"]),
             guard=guard or MatchGuard(),
+            card=dict(data.get("card", {})),
         )
 
     @classmethod

@@ -1,0 +1,71 @@
+"""The bundled English verifier, for real: its file, its error budget, and the engine with it on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError
+from semantic_reuse.semantic.verify import Verifier
+
+PARAPHRASE = ("How can I reset my password?", "How do I reset my password?")
+# QQP's kind of hard negative: the same topic, a narrower question.
+NARROWER = ("How do I learn Python fast for data science?", "How do I learn Python?")
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    return Verifier.bundled("en")
+
+
+def test_bundled_file_carries_its_card_and_budget(verifier: Verifier) -> None:
+    card = verifier.to_dict()["card"]
+    assert card["embedder"] == "minilm-l6-v2-int8"
+    assert card["figures"]["train_pairs"] > 60_000
+    # A tighter budget never asks for a lower probability.
+    thresholds = [verifier.threshold_for(b) for b in (0.05, 0.1, 0.2, 0.3)]
+    assert thresholds == sorted(thresholds, reverse=True)
+    assert verifier.threshold_for(None) == verifier.threshold_for(verifier.default_error_rate)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, True, "0.1"])
+def test_a_budget_outside_zero_one_names_the_argument(verifier: Verifier, bad: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="max_error_rate"):
+        verifier.threshold_for(bad)
+
+
+def test_an_unknown_language_or_file_is_a_clear_error(tmp_path: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="language"):
+        Verifier.bundled("fr")
+    broken = tmp_path / "v.json"
+    broken.write_text('{"format": "something-else"}')
+    with pytest.raises(ConfigurationError, match="format"):
+        Verifier.from_file(broken)
+
+
+def test_a_paraphrase_outscores_a_narrower_question(verifier: Verifier, minilm: Any) -> None:
+    def probability(pair: tuple[str, str]) -> float:
+        a, b = minilm.encode(list(pair))
+        return float(verifier.probabilities(pair[0], [(pair[1], float(a @ b))])[0])
+
+    paraphrase, narrower = probability(PARAPHRASE), probability(NARROWER)
+    assert paraphrase >= verifier.threshold_for(0.2) > narrower
+    # Below the floor nothing is scored (and nothing can be served).
+    assert verifier.probabilities(PARAPHRASE[0], [(PARAPHRASE[1], 0.1)]).tolist() == [0.0]
+
+
+async def test_engine_with_the_verifier_serves_paraphrases_and_refuses_the_narrower(
+    make_engine: Any,
+) -> None:
+    engine = make_engine(semantic={"verifier": "bundled"})
+    await engine.store(PARAPHRASE[1], "Use the 'Forgot password' link.")
+    await engine.store(NARROWER[1], "Start with the official tutorial.")
+    await engine.flush()
+    hit = await engine.lookup(PARAPHRASE[0])
+    assert hit is not None
+    assert hit.info.kind.value == "semantic"
+    assert hit.answer.text == "Use the 'Forgot password' link."
+    decision = await engine.analyze(NARROWER[0])
+    assert decision.kind.value == "miss"
+    assert decision.info.refused_by == "unverified"
