@@ -217,6 +217,24 @@ class ReuseEngine:
         await self.cache.invalidate(request.hash_id, namespace=request.namespace)
         await self.semantic.call(lambda s: s.store.delete([request.hash_id]))
 
+    async def feedback(self, matched_id: str, correct: bool) -> bool:
+        """Report whether an answer served as a paraphrase was right.
+
+        `matched_id` is the served entry's id (``ReuseInfo.matched_id``, also in the framework
+        classes' response metadata). A wrong report withdraws that entry from paraphrase reuse
+        at once, for every later request; it still answers its own question exactly. Both
+        kinds are counted (``feedback_total{verdict}``). Returns False when no entry has
+        that id (already gone, never stored) or the vector store could not be reached."""
+        if not isinstance(matched_id, str) or not matched_id:
+            raise InvalidRequestError(f"matched_id must be a non-empty str, got {matched_id!r}")
+        if not isinstance(correct, bool):
+            raise InvalidTypeError(f"correct must be a bool, got {type(correct).__name__}")
+        self.metrics.inc("feedback_total", verdict="right" if correct else "wrong")
+        if correct:
+            return True
+        found = await self.semantic.call(lambda s: s.withdraw(matched_id))
+        return bool(found)
+
     async def clear(self, namespace: str) -> None:
         """Forget every answer of a namespace (tenant)."""
         await self.cache.clear(namespace)
@@ -322,6 +340,9 @@ class ReuseEngine:
 
     def lookup_sync(self, *args: Any, **kwargs: Any) -> ReuseHit | None:
         return self._runner.run(self.lookup(*args, **kwargs))
+
+    def feedback_sync(self, matched_id: str, correct: bool) -> bool:
+        return self.run_sync(self.feedback(matched_id, correct))
 
     def analyze_sync(self, *args: Any, **kwargs: Any) -> ReuseDecision:
         return self._runner.run(self.analyze(*args, **kwargs))

@@ -28,6 +28,10 @@ class ClauseOutcome:
     tier: str | None = None
     similarity: float | None = None
     matched_prompt: str | None = None
+    matched_id: str | None = None
+    """The served entry's id (its hash id): what ``ReuseEngine.feedback`` takes."""
+    probability: float | None = None
+    """The verifier's probability that the served (or best refused) answer is right."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,11 @@ class ReuseInfo:
     elapsed_s: float = 0.0
     saved_s: float = 0.0
     generated_tokens: int = 0
+    matched_id: str | None = None
+    """The id of the entry a paraphrase hit was served from: give it to
+    ``ReuseEngine.feedback`` when the answer turns out wrong."""
+    probability: float | None = None
+    """With a verifier: its probability that the served (or best refused) answer is right."""
 
     @property
     def reused(self) -> bool:

@@ -37,12 +37,15 @@ class _Part:
     tier: str | None = None
     similarity: float | None = None
     matched_prompt: str | None = None
+    matched_id: str | None = None
+    probability: float | None = None
     refused_by: str | None = None
 
     def outcome(self) -> ClauseOutcome:
         return ClauseOutcome(
-            self.request.semantic_text, self.kind, self.tier, self.similarity, self.matched_prompt
-        )
+            self.request.semantic_text, self.kind, self.tier, self.similarity,
+            self.matched_prompt, self.matched_id, self.probability,
+        )  # fmt: skip
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Plan:
         if result.vector is not None:
             self.vectors[part.request.hash_id] = result.vector
         best = result.best
+        part.probability = result.decision.probability
         if best is None or refuse is not None:
             part.refused_by = refuse or result.decision.reason
             if result.candidates:
@@ -97,6 +101,7 @@ class Plan:
             return
         part.answer, part.kind, part.tier = best.answer, ReuseKind.SEMANTIC, "vector"
         part.similarity, part.matched_prompt = best.similarity, best.prompt
+        part.matched_id = best.id
 
     @property
     def kind(self) -> ReuseKind:
@@ -121,6 +126,8 @@ class Plan:
             hash_id=self.request.hash_id,
             refused_by=self.refused_by or self.whole.refused_by,
             elapsed_s=elapsed_s,
+            matched_id=self.whole.matched_id,
+            probability=self.whole.probability,
         )
         return ReuseDecision(kind, answer, info, self)
 

@@ -251,3 +251,21 @@ class SimilaritySearchHelper:
         except AnswerDecodeError:
             self.metrics.inc("decode_errors_total", tier="vector")
             return None
+
+    async def withdraw(self, id: str) -> bool:
+        """Take the record stored under `id` out of paraphrase reuse, keeping it as an exact
+        record (its fingerprint becomes one no search matches). False: no such record."""
+        match = await self.store.get(id)
+        if match is None:
+            return False
+        if match.fingerprint == exact_only_fingerprint(id):
+            return True
+        try:
+            answer = CachedAnswer.from_dict(match.answer)
+        except AnswerDecodeError:
+            await self.store.delete([id])  # unreadable: nothing worth keeping
+            return True
+        scope = ScopeFilter(match.namespace, match.model, exact_only_fingerprint(id))
+        ttl = None if match.expires_at is None else max(0.0, match.expires_at - time.time())
+        await self.add(id=id, prompt=match.prompt, answer=answer, scope=scope, ttl_s=ttl)
+        return True

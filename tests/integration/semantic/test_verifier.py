@@ -69,3 +69,36 @@ async def test_engine_with_the_verifier_serves_paraphrases_and_refuses_the_narro
     decision = await engine.analyze(NARROWER[0])
     assert decision.kind.value == "miss"
     assert decision.info.refused_by == "unverified"
+
+
+async def test_wrong_feedback_withdraws_an_entry_from_paraphrase_reuse_only(
+    make_engine: Any,
+) -> None:
+    engine = make_engine()
+    await engine.store(PARAPHRASE[1], "Use the 'Forgot password' link.")
+    await engine.flush()
+    hit = await engine.lookup(PARAPHRASE[0])
+    assert hit is not None
+    assert hit.info.kind.value == "semantic"
+    assert hit.info.matched_id is not None
+
+    assert await engine.feedback(hit.info.matched_id, False) is True
+    assert await engine.lookup(PARAPHRASE[0]) is None  # no longer served as a paraphrase
+    exact = await engine.lookup(PARAPHRASE[1])  # still the answer to its own question
+    assert exact is not None
+    assert exact.info.kind.value == "exact"
+    assert await engine.feedback(hit.info.matched_id, False) is True  # idempotent
+    assert await engine.feedback("no-such-entry", False) is False
+    assert await engine.feedback("no-such-entry", True) is True  # a right report is counted
+    counts = engine.stats()["counters"]["feedback_total"]
+    assert counts == {"verdict=wrong": 3.0, "verdict=right": 1.0}
+
+
+async def test_feedback_arguments_are_checked(make_engine: Any) -> None:
+    from semantic_reuse.errors import InvalidTypeError
+
+    engine = make_engine()
+    with pytest.raises(InvalidRequestError, match="matched_id"):
+        await engine.feedback("", False)
+    with pytest.raises(InvalidTypeError, match="correct"):
+        await engine.feedback("abc", "no")
