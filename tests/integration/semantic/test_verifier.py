@@ -20,7 +20,7 @@ def verifier() -> Verifier:
 
 
 def test_bundled_file_carries_its_card_and_budget(verifier: Verifier) -> None:
-    card = verifier.to_dict()["card"]
+    card = verifier.card
     assert card["embedder"] == "minilm-l6-v2-int8"
     assert card["figures"]["train_pairs"] > 60_000
     # A tighter budget never asks for a lower probability.
@@ -102,3 +102,16 @@ async def test_feedback_arguments_are_checked(make_engine: Any) -> None:
         await engine.feedback("", False)
     with pytest.raises(InvalidTypeError, match="correct"):
         await engine.feedback("abc", "no")
+
+
+def test_the_chinese_verifier_reads_e5_cosines(e5: Any) -> None:
+    verifier = Verifier.bundled("zh")
+    assert verifier.card["embedder"] == "multilingual-e5-small-q4"
+
+    def probability(pair: tuple[str, str]) -> float:
+        a, b = e5.encode(list(pair))
+        return float(verifier.probabilities(pair[0], [(pair[1], float(a @ b))])[0])
+
+    same = probability(("怎么重置我的密码？", "如何重置我的密码？"))
+    narrower = probability(("如何快速学习Python数据分析？", "如何学习Python？"))
+    assert same > narrower
