@@ -116,7 +116,8 @@ def _bench_quality(args: argparse.Namespace, console: Console) -> int:
             console.print(f"{key:>10}: {data[key]}")
         console.print(
             f"     kinds: {data['kinds']}  (threshold {report.threshold}, "
-            f"margin {report.margin}, guard {report.guard}, {report.embedder})"
+            f"margin {report.margin}, guard {report.guard}, verifier {report.verifier}, "
+            f"{report.embedder})"
         )
     return 0
 

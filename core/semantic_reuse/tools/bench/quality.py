@@ -40,6 +40,8 @@ class QualityReport:
     kinds: dict[str, int]
     store_s: float
     lookup_s: float
+    verifier: str = "off"
+    """``semantic.verifier`` (with ``max_error_rate`` when one was set)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class QualityReport:
             "threshold": self.threshold,
             "margin": self.margin,
             "guard": self.guard,
+            "verifier": self.verifier,
             **self.point.as_dict(),
             "kinds": self.kinds,
             "store_s": round(self.store_s, 2),
@@ -115,7 +118,15 @@ async def run_quality(
         kinds=kinds,
         store_s=store_s,
         lookup_s=lookup_s,
+        verifier=_verifier_label(config),
     )
+
+
+def _verifier_label(config: HandlerConfig) -> str:
+    sem = config.semantic
+    if sem.verifier == "off" or sem.max_error_rate is None:
+        return sem.verifier
+    return f"{sem.verifier}, max_error_rate {sem.max_error_rate}"
 
 
 def quality(
