@@ -245,9 +245,12 @@ sys.stdin.read()  # the Edge folder stays open (and locked) until the test close
 
 @pytest.fixture
 def busy_store(tmp_path: Path, minilm: Any) -> Iterator[Path]:
-    """The default Edge folder of the bundled embedder, held open by another process."""
+    """The default Edge folder of the default embedder, held open by another process."""
+    from semantic_reuse.defaults import build_embedder
+
+    default_name = build_embedder(HandlerConfig()).name  # the runtime's own folder (int8)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path), minilm.name, str(minilm.dim)],
+        [sys.executable, "-c", HOLDER, str(tmp_path), default_name, str(minilm.dim)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
