@@ -183,6 +183,16 @@ class SemanticConfig(_Section):
         "paraphrase hits (measured on held-apart labelled pairs); None: the verifier's default.",
     )
     guard: bool = Field(default=True, description="Refuse matches differing in numbers etc.")
+
+    @field_validator("verifier")
+    @classmethod
+    def _verifier_exists(cls, value: str) -> str:
+        """A verifier file is checked here, not at the first request (where a missing file
+        would only turn semantic reuse off)."""
+        if value not in ("bundled", "off") and not Path(value).expanduser().is_file():
+            raise ValueError("must be 'bundled', 'off' or the path of an existing verifier file")
+        return value
+
     guard_entities: Literal["lexical", "spacy", "off"] = "lexical"
     timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of one embed + search (after the first load)."

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from semantic_reuse import HandlerConfig, ReuseConfig
@@ -74,3 +76,16 @@ def test_invalid_environment_value_names_the_field(monkeypatch: pytest.MonkeyPat
 def test_unknown_field_is_rejected() -> None:
     with pytest.raises(ValueError, match="nlp_max_concurent"):
         PerformanceConfig(nlp_max_concurent=3)  # type: ignore[call-arg]
+
+
+def test_a_verifier_setting_is_bundled_off_or_an_existing_file(tmp_path: Any) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"semantic\.verifier"):
+        HandlerConfig(semantic={"verifier": str(tmp_path / "missing.json")})
+    present = tmp_path / "mine.json"
+    present.write_text("{}")
+    assert HandlerConfig(semantic={"verifier": str(present)}).semantic.verifier == str(present)
+    assert HandlerConfig(semantic={"verifier": "bundled"}).semantic.verifier == "bundled"
+    with pytest.raises(ValidationError, match="max_error_rate"):
+        HandlerConfig(semantic={"max_error_rate": 1.5})
