@@ -101,11 +101,17 @@ def check_targets(results: Mapping[str, Any]) -> list[Target]:
                               large / small <= 1.3))  # fmt: skip
     largest = _row(speed, "edge", sizes[-1])
     if largest is not None and largest["entries"] >= 100_000:
-        ours_b = float(largest["rss_bytes_per_entry"])
+        # Anonymous memory when the bench could read it: RSS also counts the pages of the Edge
+        # folder's memory-mapped files, which the kernel drops under pressure.
+        anon = largest.get("anon_bytes_per_entry")
+        key = "anon_bytes_per_entry" if anon else "rss_bytes_per_entry"
+        ours_b = float(largest[key])
         g_large = _row(speed, "gptcache", sizes[-1])
-        theirs_b = f" (GPTCache {g_large['rss_bytes_per_entry'] / 1024:.2f} KB)" if g_large else ""
+        theirs = g_large.get(key) if g_large else None
+        theirs_b = f", GPTCache {theirs / 1024:.2f} KB" if theirs else ""
         out.append(Target(f"RAM per entry at {sizes[-1]}", "<= 1.5 KB",
-                          f"{ours_b / 1024:.2f} KB{theirs_b}", ours_b <= 1.5 * 1024))  # fmt: skip
+                          f"{ours_b / 1024:.2f} KB ({key.split('_')[0]}{theirs_b})",
+                          ours_b <= 1.5 * 1024))  # fmt: skip
     return out
 
 

@@ -21,6 +21,7 @@ model on ONNX Runtime, checked against the embedder) and kept in the bench cache
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import tempfile
 import time
@@ -67,6 +68,19 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def _rss_anon() -> int | None:
+    """Anonymous resident memory (Linux): what the process owns, without the pages of
+    memory-mapped files that the kernel can drop (RSS counts both)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 async def _timed(target: Target, texts: Sequence[str], group: str) -> list[tuple[str, float]]:
     """Each lookup's latency, keyed by `group` when it was served and by "miss" when not."""
     out = []
@@ -107,11 +121,17 @@ async def measure_target(
     *, throughput: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """Everything the bench measures for one system at one size."""
-    rss = _rss()
+    gc.collect()
+    rss, anon = _rss(), _rss_anon()
     start = time.perf_counter()
     await target.populate(texts.fillers[:fillers], vectors[:fillers])
     populate_s = time.perf_counter() - start
+    gc.collect()
     rss_per_entry = max(0.0, float(_rss() - rss)) / max(1, fillers)
+    anon_after = _rss_anon()
+    anon_per_entry = (
+        None if anon is None or anon_after is None else max(0, anon_after - anon) / max(1, fillers)
+    )
     q1 = [a for a, _ in texts.probes]
     start = time.perf_counter()
     await target.insert(q1, batch=options.insert_batch)
@@ -127,6 +147,7 @@ async def measure_target(
         "populate_s": round(populate_s, 2),
         "insert_ms_per_entry_batched": round(1000 * insert_s / max(1, len(q1)), 3),
         "rss_bytes_per_entry": round(rss_per_entry, 1),
+        "anon_bytes_per_entry": None if anon_per_entry is None else round(anon_per_entry, 1),
         "disk_bytes_per_entry": round(target.disk_bytes() / max(1, fillers + len(q1)), 1),
         "lookups": {k: Latency.of(v).as_dict() for k, v in sorted(groups.items())},
         "samples_ms": {k: [round(s * 1000, 3) for s in v] for k, v in groups.items()},
