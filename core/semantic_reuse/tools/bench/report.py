@@ -153,7 +153,7 @@ def _cell(lookups: Mapping[str, Any], kind: str, *, count: bool = False) -> str:
 def speed_table(speed: Mapping[str, Any]) -> list[str]:
     lines = [
         "| system | entries | exact p50 / p99 | semantic p50 / p99 (n) | miss p50 / p99 | "
-        "insert ms/entry | RSS B/entry | disk B/entry |",
+        "insert ms/entry | RSS (anon) B/entry | disk B/entry |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in speed.get("rows", []):
@@ -162,9 +162,14 @@ def speed_table(speed: Mapping[str, Any]) -> list[str]:
             f"| {r['system']} | {r['entries']:,} | {_cell(lk, 'exact')} | "
             f"{_cell(lk, 'semantic', count=True)} | "
             f"{_cell(lk, 'miss')} | {r['insert_ms_per_entry_batched']} | "
-            f"{r['rss_bytes_per_entry']:,.0f} | {r['disk_bytes_per_entry']:,.0f} |"
+            f"{r['rss_bytes_per_entry']:,.0f}{_anon(r)} | {r['disk_bytes_per_entry']:,.0f} |"
         )
     return lines
+
+
+def _anon(row: Mapping[str, Any]) -> str:
+    anon = row.get("anon_bytes_per_entry")
+    return "" if anon is None else f" ({anon:,.0f})"
 
 
 def throughput_table(speed: Mapping[str, Any]) -> list[str]:
