@@ -98,7 +98,8 @@ class ReusePolicy:
         max_checks: how many candidates above the threshold the guard may examine, best
             first (1: only the best; if the guard refuses it, no reuse).
         verifier: the second stage, or ``None`` for the threshold/margin rule.
-        min_probability: with a verifier, the probability a served candidate needs.
+        min_probability: with a verifier, the probability a served candidate needs
+            (``inf``: serve nothing).
     """
 
     threshold: float
@@ -115,10 +116,8 @@ class ReusePolicy:
             raise InvalidRequestError(f"margin must be in [0, 1], not {self.margin!r}")
         if self.max_checks < 1:
             raise InvalidRequestError(f"max_checks must be >= 1, not {self.max_checks!r}")
-        if not 0.0 <= self.min_probability <= 1.01:
-            raise InvalidRequestError(
-                f"min_probability must be in [0, 1], not {self.min_probability!r}"
-            )
+        if not self.min_probability >= 0.0:  # NaN fails too
+            raise InvalidRequestError(f"min_probability must be >= 0, not {self.min_probability!r}")
 
     def decide(self, query: str, candidates: Sequence[CandidateLike]) -> MatchDecision:
         """Pick the candidate to serve for ``query``; ``candidates`` in any order."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 
 from rich.console import Console
@@ -41,9 +43,7 @@ def run_train_verifier(args: argparse.Namespace, console: Console) -> int:
         "embedder": embedder.name,
         "training_files": [str(p) for p in args.pairs],
         "calibration_files": [str(p) for p in args.calibrate_on],
-        "command": "semantic-reuse train-verifier " + " ".join(
-            f"--pairs {p}" for p in args.pairs
-        ) + " " + " ".join(f"--calibrate-on {p}" for p in args.calibrate_on),
+        "command": shlex.join(["semantic-reuse", *sys.argv[1:]]),
     }  # fmt: skip
     path = write(verifier, figures, args.out, card)
     console.print(json.dumps(figures, indent=1))

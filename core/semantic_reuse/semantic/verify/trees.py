@@ -125,8 +125,7 @@ class TreeEnsemble:
         for t, n in enumerate(nodes):
             k = len(n)
             feature[t, :k] = n["feature_idx"]
-            # float32 thresholds: the float64 split value rounded down never moves a float32 x
-            # to the other side (x <= t64 <=> x <= nextafter-down-safe t32 for float32 x).
+            # float32 thresholds rounded down: a float32 x is <= one iff it is <= the float64 split.
             threshold[t, :k] = _float32_floor(n["num_threshold"])
             left[t, :k] = n["left"]
             right[t, :k] = n["right"]

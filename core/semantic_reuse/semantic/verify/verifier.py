@@ -96,7 +96,7 @@ class Verifier:
         if not 0.0 < budget < 1.0:
             raise InvalidRequestError(f"max_error_rate must be in (0, 1), got {budget!r}")
         within = [p.probability for p in self.budget if p.error_rate <= budget and p.served > 0]
-        return min(within) if within else 1.01  # nothing met it: never serve
+        return min(within) if within else float("inf")  # nothing met it: never serve
 
     def to_dict(self, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {
