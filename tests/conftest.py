@@ -105,6 +105,8 @@ class PrivateRedis:
     port: int
     folder: Path
     process: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()
+    """More redis-server options (they override the ones above: `--port 0 --tls-port P`)."""
 
     @property
     def url(self) -> str:
@@ -115,7 +117,7 @@ class PrivateRedis:
             [
                 shutil.which("redis-server") or "redis-server",
                 "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.folder),
+                "--appendonly", "no", "--dir", str(self.folder), *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -222,6 +224,23 @@ async def make_engine(tmp_path: Path, minilm: Any, splitter: Any) -> AsyncIterat
         await engine.aclose()
         await search.embedder.aclose()
         await search.store.aclose()
+
+
+@pytest.fixture
+def sync_engine(tmp_path: Path, minilm: Any, splitter: Any) -> Iterator[Any]:
+    """A ReuseEngine used only on its own loop thread: through its `*_sync` wrappers and
+    `run_sync`, or by clients whose home is that thread (`HomeLoop(runner=engine.runner)`)."""
+    from semantic_reuse import HandlerConfig, ReuseEngine
+    from semantic_reuse.defaults import build_search_helper_from
+
+    config = HandlerConfig()
+    search = build_search_helper_from(config, minilm, tmp_path / "edge-sync")
+    engine = ReuseEngine(config, search=search, splitter=splitter)
+    yield engine
+    engine.run_sync(engine.aclose())
+    engine.run_sync(search.embedder.aclose())
+    engine.run_sync(search.store.aclose())
+    engine.runner.close()
 
 
 # -- vLLM: one real engine (CPU build, the default SmolLM2 model) for the whole session ----

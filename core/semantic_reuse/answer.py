@@ -16,7 +16,8 @@ from typing import Any
 
 import msgpack
 
-from semantic_reuse.config import CodecFormat
+from semantic_reuse.canonical import canonical_argument, check_text, data_chars
+from semantic_reuse.config import CodecFormat, LimitsConfig
 from semantic_reuse.errors import AnswerDecodeError as AnswerDecodeError  # re-exported
 from semantic_reuse.errors import AnswerTooLargeError as AnswerTooLargeError
 from semantic_reuse.errors import InvalidTypeError
@@ -43,7 +44,15 @@ class CachedAnswer:
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
             raise InvalidTypeError(f"text must be a str, got {type(self.text).__name__}")
-        object.__setattr__(self, "token_ids", tuple(int(t) for t in self.token_ids))
+        try:
+            ids = tuple(int(t) for t in self.token_ids)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidTypeError("token_ids must be a sequence of ints") from None
+        object.__setattr__(self, "token_ids", ids)
+        if not isinstance(self.metadata, Mapping):
+            raise InvalidTypeError(
+                f"metadata must be a mapping, got {type(self.metadata).__name__}"
+            )
 
     @property
     def nbytes(self) -> int:
@@ -192,3 +201,24 @@ class AnswerCodec:
         if not isinstance(data, dict):
             raise AnswerDecodeError("payload is not a map")
         return CachedAnswer.from_dict(data)
+
+
+def check_answer(answer: CachedAnswer, limits: LimitsConfig) -> CachedAnswer:
+    """`answer` if it may be stored: valid Unicode, metadata that is data (nested at most
+    `MAX_NESTING` deep), and at most ``limits.max_answer_chars`` (its text, the strings of
+    its metadata and its token ids). Else `InvalidRequestError` or `AnswerTooLargeError`."""
+    check_text(answer.text, "answer text")
+    for name in ("source_prompt", "finish_reason"):
+        value = getattr(answer, name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidTypeError(f"answer {name} must be a str or None")
+        if value is not None:
+            check_text(value, f"answer {name}")
+    metadata = canonical_argument(dict(answer.metadata), "answer metadata")
+    size = len(answer.text) + data_chars(metadata) + len(answer.token_ids)
+    if size > limits.max_answer_chars:
+        raise AnswerTooLargeError(
+            f"answer holds {size:,} characters (text, metadata and token ids), above "
+            f"limits.max_answer_chars ({limits.max_answer_chars:,})"
+        )
+    return answer

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from semantic_reuse.answer import CachedAnswer
-from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, shown
 from semantic_reuse.request import ReuseRequest
 
 PromptInput = str | Sequence[Mapping[str, Any]]
@@ -60,7 +60,7 @@ class CallableBackend:
         if not callable(fn):
             raise InvalidTypeError(f"fn must be an async function, got {type(fn).__name__}")
         if model is not None and (not isinstance(model, str) or not model):
-            raise InvalidTypeError(f"model must be a non-empty str or None, got {model!r}")
+            raise InvalidTypeError(f"model must be a non-empty str or None, got {shown(model)}")
         self._fn = fn
         self.model_name = model
 

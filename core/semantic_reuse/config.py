@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantic_reuse.redaction import redact_url
@@ -81,6 +81,31 @@ class PerformanceConfig(_Section):
     )
 
 
+class LimitsConfig(_Section):
+    """The largest request and answer accepted at the API edge (docs/operations.md, Limits).
+
+    A request above a limit is refused with `InvalidRequestError` naming the limit; an
+    answer above `max_answer_chars` is refused by `store` with `AnswerTooLargeError`, and a
+    generated one is served but not stored.
+    """
+
+    max_prompt_chars: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="A text prompt's characters, a chat's (every string in its messages) or "
+        "the number of prompt token ids; about 1M tokens of English.",
+    )
+    max_messages: int = Field(default=4096, ge=1, description="Messages of one chat.")
+    max_params_chars: int = Field(
+        default=1_000_000, ge=1, description="Characters of the answer-shaping parameters."
+    )
+    max_answer_chars: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="An answer's text, the strings of its metadata and its token ids.",
+    )
+
+
 class CacheConfig(_Section):
     """Tiers, budgets, lifetimes and where the stores live.
 
@@ -95,6 +120,17 @@ class CacheConfig(_Section):
     memory_ttl_s: float | None = Field(default=3600.0, gt=0)
     redis_url: str | None = Field(
         default=None, description="redis:// or rediss:// URL; None: no L2."
+    )
+    redis_tls_ca_file: Path | None = Field(
+        default=None,
+        description="With rediss://: the CA file that signed the server's certificate "
+        "(None: the system's CAs).",
+    )
+    redis_tls_cert_file: Path | None = Field(
+        default=None, description="With rediss://: a client certificate (tls-auth-clients)."
+    )
+    redis_tls_key_file: Path | None = Field(
+        default=None, description="With rediss://: the client certificate's private key."
     )
     redis_prefix: str = Field(default="semantic_reuse", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     redis_ttl_s: float | None = Field(default=86_400.0, gt=0)
@@ -135,6 +171,15 @@ class CacheConfig(_Section):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> CacheConfig:
+        tls = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if any(f is not None for f in tls) and not (self.redis_url or "").startswith("rediss://"):
+            raise ValueError("cache.redis_tls_* files need a rediss:// redis_url")
+        if self.redis_tls_key_file is not None and self.redis_tls_cert_file is None:
+            raise ValueError("cache.redis_tls_key_file needs cache.redis_tls_cert_file")
+        return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -214,6 +259,7 @@ class HandlerConfig(BaseSettings):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     similarity_threshold: float | None = Field(
         default=None,
         ge=0.0,

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import math
+import re
 import threading
 import time
 import uuid
@@ -21,17 +23,17 @@ from typing import Any, Self, TypeVar
 
 from semantic_reuse._log import logger
 from semantic_reuse.analysis import Analyzer
-from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.answer import CachedAnswer, check_answer
 from semantic_reuse.backend import Backend, PromptInput, backend_model_name
 from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_search_helper, build_splitter
-from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, UsageError
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, UsageError, shown
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
-from semantic_reuse.options import ReuseOptions
+from semantic_reuse.options import ReuseOptions, check_limits, check_message_count
 from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
 from semantic_reuse.planning import ReuseDecision
@@ -41,6 +43,7 @@ from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
 
 T = TypeVar("T")
+_HASH_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ReuseEngine:
@@ -107,6 +110,7 @@ class ReuseEngine:
         """The `ReuseRequest` for `prompt`: its model scope is `options.model`, else the
         backend's `model_name`, else `config.cache.default_model` (never empty)."""
         model = options.model or backend_model_name(backend) or self.config.cache.default_model
+        check_message_count(prompt, self.config.limits)
         text: str | None = None
         messages: Sequence[Any] | None = None
         if isinstance(prompt, str):
@@ -119,10 +123,11 @@ class ReuseEngine:
             raise InvalidTypeError(
                 f"prompt must be a str or a list of messages, got {type(prompt).__name__}"
             )
-        return ReuseRequest(
+        request = ReuseRequest(
             text, messages, namespace=options.namespace, model=model, params=options.params,
             question=options.question,
         )  # fmt: skip
+        return check_limits(request, self.config.limits)
 
     async def store(
         self, prompt: PromptInput, answer: object, *, options: ReuseOptions | None = None,
@@ -138,9 +143,15 @@ class ReuseEngine:
     ) -> list[str]:  # fmt: skip
         """`store` for many (prompt, answer) pairs: one embedding batch, one upsert."""
         opts = ReuseOptions.of(options, **option_kwargs)
+        if isinstance(items, str) or not all(
+            isinstance(item, tuple | list) and len(item) == 2 for item in items
+        ):
+            raise InvalidTypeError("items must be a sequence of (prompt, answer) pairs")
         requests = [self.request(p, opts) for p, _ in items]
         answers = [
-            CachedAnswer.from_any(a, source_prompt=r.semantic_text)
+            check_answer(
+                CachedAnswer.from_any(a, source_prompt=r.semantic_text), self.config.limits
+            )
             for r, (_, a) in zip(requests, items, strict=True)
         ]
         writes = list(zip(requests, answers, strict=True))
@@ -172,6 +183,8 @@ class ReuseEngine:
         self, prompts: Sequence[PromptInput], **kwargs: Any
     ) -> list[ReuseHit | None]:
         """`lookup` for many prompts, concurrently (their embeddings share batches)."""
+        if isinstance(prompts, str):
+            raise InvalidTypeError("prompts must be a sequence of prompts, not one str")
         return list(await asyncio.gather(*(self.lookup(p, **kwargs) for p in prompts)))
 
     def stream(
@@ -201,6 +214,7 @@ class ReuseEngine:
         build on. `steps` replaces the pipeline's steps (see `PipelineSteps`)."""
         if self._closed:
             raise UsageError("the ReuseEngine is closed")
+        check_limits(request, self.config.limits)
         self._bind_loop()
         opts = options or ReuseOptions(namespace=request.namespace, model=request.model)
         with logger.contextualize(request_id=request_id or uuid.uuid4().hex[:16]):
@@ -226,12 +240,16 @@ class ReuseEngine:
         kinds are counted (``feedback_total{verdict}``). Returns False when no entry has
         that id (already gone, never stored) or the vector store could not be reached."""
         if not isinstance(matched_id, str) or not matched_id:
-            raise InvalidRequestError(f"matched_id must be a non-empty str, got {matched_id!r}")
+            raise InvalidRequestError(
+                f"matched_id must be a non-empty str, got {shown(matched_id)}"
+            )
         if not isinstance(correct, bool):
             raise InvalidTypeError(f"correct must be a bool, got {type(correct).__name__}")
         self.metrics.inc("feedback_total", verdict="right" if correct else "wrong")
         if correct:
             return True
+        if not _HASH_ID.fullmatch(matched_id):
+            return False  # no entry has an id of another shape: the store is not asked
         found = await self.semantic.call(lambda s: s.withdraw(matched_id))
         return bool(found)
 
@@ -243,8 +261,12 @@ class ReuseEngine:
     async def forget_older_than(self, age_s: float) -> None:
         """Delete answers stored more than `age_s` seconds ago from memory and the vector
         store (Redis entries expire on their TTL: scanning a shared Redis is not cheap)."""
-        if isinstance(age_s, bool) or not isinstance(age_s, (int, float)) or age_s < 0:
-            raise InvalidRequestError(f"age_s must be a number >= 0, got {age_s!r}")
+        if (
+            isinstance(age_s, bool)
+            or not isinstance(age_s, (int, float))
+            or not 0 <= age_s < math.inf
+        ):
+            raise InvalidRequestError(f"age_s must be a finite number >= 0, got {shown(age_s)}")
         cutoff = time.time() - age_s
         await self.cache.memory.drop_created_before(cutoff)
         await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))

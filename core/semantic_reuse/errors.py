@@ -21,6 +21,7 @@ __all__ = [
     "InvalidTypeError",
     "SemanticReuseError",
     "UsageError",
+    "shown",
 ]
 
 
@@ -54,3 +55,15 @@ class ComponentUnavailableError(SemanticReuseError, RuntimeError):
 
 class UsageError(SemanticReuseError, RuntimeError):
     """A call made in a state that does not allow it (e.g. a sync wrapper on its own loop)."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`value` as an error message may quote it: the repr of a short str, number, bool or
+    None, cut to `limit` characters; only the type of anything else (a repr may be huge,
+    recurse without end, raise, or hold what must not be logged)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a very large int"
+    if value is None or isinstance(value, str | int | float | bool):
+        text = repr(value[: limit + 1] if isinstance(value, str) else value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"a {type(value).__name__}"

@@ -1,4 +1,5 @@
-"""`ReuseOptions`: how one request may reuse, validated once at the API edge.
+"""`ReuseOptions`: how one request may reuse, validated once at the API edge; and the size
+limits of a request (`check_limits`, the configuration's `limits`).
 
 Every frontend (the core API, the clients, LangChain, LlamaIndex, `EnhancedAsyncLLM`) takes
 these options and hands the same object down; no layer re-declares or re-validates them.
@@ -7,12 +8,15 @@ these options and hands the same object down; no layer re-declares or re-validat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
-from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, shown
+from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, validate_namespace
+
+if TYPE_CHECKING:
+    from semantic_reuse.config import LimitsConfig
 
 _FIELDS = ("namespace", "model", "params", "threshold", "reuse", "question")
 
@@ -24,7 +28,7 @@ def check_threshold(value: object, name: str = "threshold") -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
     if not 0.0 <= value <= 1.0:
-        raise InvalidRequestError(f"{name} must be in [0, 1], got {value!r}")
+        raise InvalidRequestError(f"{name} must be in [0, 1], got {shown(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,9 @@ class ReuseOptions:
     def __post_init__(self) -> None:
         validate_namespace(self.namespace)
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
-            raise InvalidTypeError(f"model must be a non-empty str or None, got {self.model!r}")
+            raise InvalidTypeError(
+                f"model must be a non-empty str or None, got {shown(self.model)}"
+            )
         check_threshold(self.threshold)
         if not isinstance(self.reuse, bool):
             raise InvalidTypeError(f"reuse must be a bool, got {type(self.reuse).__name__}")
@@ -91,3 +97,39 @@ def split_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     ours = {k: v for k, v in kwargs.items() if k in _FIELDS}
     rest = {k: v for k, v in kwargs.items() if k not in _FIELDS}
     return ours, rest
+
+
+def check_message_count(prompt: object, limits: LimitsConfig) -> None:
+    """Refuse a chat of more than ``limits.max_messages`` messages (before it is read)."""
+    if not isinstance(prompt, Sequence) or isinstance(prompt, str):
+        return
+    if len(prompt) > limits.max_messages:
+        raise InvalidRequestError(
+            f"messages holds {len(prompt):,} messages, above limits.max_messages "
+            f"({limits.max_messages:,})"
+        )
+
+
+def check_limits(request: ReuseRequest, limits: LimitsConfig) -> ReuseRequest:
+    """`request` if it is within `limits`, else an `InvalidRequestError` naming the limit."""
+    if request.messages is not None:
+        check_message_count(request.messages, limits)
+    if request.prompt_chars > limits.max_prompt_chars:
+        what = (
+            "prompt"
+            if request.prompt is not None
+            else "messages"
+            if request.messages is not None
+            else "prompt_token_ids"
+        )
+        unit = "token ids" if what == "prompt_token_ids" else "characters"
+        raise InvalidRequestError(
+            f"{what} holds {request.prompt_chars:,} {unit}, above limits.max_prompt_chars "
+            f"({limits.max_prompt_chars:,})"
+        )
+    if request.params_chars > limits.max_params_chars:
+        raise InvalidRequestError(
+            f"params hold {request.params_chars:,} characters, above limits.max_params_chars "
+            f"({limits.max_params_chars:,})"
+        )
+    return request

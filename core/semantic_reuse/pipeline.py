@@ -23,9 +23,11 @@ from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from semantic_reuse._log import logger
 from semantic_reuse.analysis import Analyzer, scope_of
-from semantic_reuse.answer import CachedAnswer
+from semantic_reuse.answer import AnswerTooLargeError, CachedAnswer, check_answer
 from semantic_reuse.backend import Backend, Delta
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseResult
 from semantic_reuse.planning import ReuseDecision, compose, storable
@@ -139,13 +141,31 @@ class Pipeline:
     def store_exact(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """The exact tiers: the whole answer and every generated clause (L1 now, L2 in the
         cache's background)."""
-        self.write_exact(decision.plan.exact_writes(result))
+        self.write_exact(self.admitted(decision.plan.exact_writes(result)))
 
     def store_vectors(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """Durable vector records in the background, with the embeddings the lookup made."""
-        writes = decision.plan.vector_writes(result)
+        writes = self.admitted(decision.plan.vector_writes(result))
         if writes:
             self._track(self.add_vectors(writes, decision.plan.vectors))
+
+    def admitted(
+        self, writes: Sequence[tuple[ReuseRequest, CachedAnswer]]
+    ) -> list[tuple[ReuseRequest, CachedAnswer]]:
+        """The writes whose answers may be stored (`check_answer`): a generated answer above
+        ``limits.max_answer_chars`` or not valid Unicode is served, not stored; counted as
+        ``not_stored_total{reason}``."""
+        kept: list[tuple[ReuseRequest, CachedAnswer]] = []
+        for request, answer in writes:
+            try:
+                check_answer(answer, self.config.limits)
+            except (AnswerTooLargeError, InvalidRequestError, InvalidTypeError) as exc:
+                reason = "too_large" if isinstance(exc, AnswerTooLargeError) else "invalid"
+                self.metrics.inc("not_stored_total", reason=reason)
+                logger.debug("answer {} not stored: {}", request.hash_id, exc)
+                continue
+            kept.append((request, answer))
+        return kept
 
     # -- shared with ReuseEngine.store ----------------------------------------------------
 

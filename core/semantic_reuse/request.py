@@ -2,9 +2,7 @@
 
 The key (`ReuseRequest.hash_id`) is a 128-bit xxh3 of a canonical JSON document
 holding the model, the namespace, the prompt (text, chat messages or token ids)
-and the parameters that shape an answer. Canonical means: keys sorted, strings
-NFC-normalised, numbers compared by value (``1`` and ``1.0`` are the same
-temperature), ``None`` values dropped, containers turned into lists. The result
+and the parameters that shape an answer (`semantic_reuse.canonical`). The result
 is the same in every process, run and machine (no ``hash()``, no pickle).
 
 vLLM's ``SamplingParams`` is a msgspec Struct that cannot be hashed and whose
@@ -14,22 +12,23 @@ encoding is not canonical; it is read through its public fields
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import Any
 
 import xxhash
 
-from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
-
-JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
+from semantic_reuse.canonical import NON_SHAPING_PARAMS as NON_SHAPING_PARAMS  # re-exported
+from semantic_reuse.canonical import JSONValue as JSONValue
+from semantic_reuse.canonical import answer_shaping_params as answer_shaping_params
+from semantic_reuse.canonical import canonical as canonical
+from semantic_reuse.canonical import canonical_argument, check_text, data_chars
+from semantic_reuse.canonical import public_fields as public_fields
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, shown
 
 KEY_VERSION = 1
 DEFAULT_NAMESPACE = "default"
@@ -37,23 +36,17 @@ DEFAULT_NAMESPACE = "default"
 #: (last paragraph, line or sentence) is compared by meaning; the rest joins the fingerprint.
 QUESTION_MAX_CHARS = 500
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+_PARAGRAPH_END = re.compile(r"\n\s*\n")
+_LINE_END = re.compile(r"\n")
+#: Each separator of `trailing_question`, and the characters one of its matches holds.
+_SEPARATORS = ((_PARAGRAPH_END, "\n"), (_LINE_END, "\n"), (_SENTENCE_END, ".!?。！？"))
+#: How much of a long text's end `trailing_question` splits (see `_last_piece`).
+_TAIL_WINDOW_CHARS = 4 * QUESTION_MAX_CHARS
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-
-# Sampling fields that never change which answer is right for a prompt: how the
-# output is delivered or scheduled, not what it says (vLLM's SamplingParams names).
-# Everything else, unknown fields included, shapes the answer.
-NON_SHAPING_PARAMS = frozenset(
-    {
-        "output_kind",
-        "stream_interval",
-        "skip_clone",
-        "output_text_buffer_length",
-        "skip_reading_prefix_cache",
-        "trace_decode_token_ids",
-        "routed_experts_prompt_start",
-        "request_id",
-    }
-)
+#: A model name longer than this is refused (it is stored with every vector record).
+MAX_MODEL_CHARS = 4096
+#: Token ids are non-negative and fit 63 bits.
+_MAX_TOKEN_ID = 2**63 - 1
 
 
 def validate_namespace(namespace: object, *, argument: str = "namespace") -> str:
@@ -63,76 +56,9 @@ def validate_namespace(namespace: object, *, argument: str = "namespace") -> str
     if not _NAMESPACE_RE.match(namespace):
         raise InvalidRequestError(
             f"{argument} must be 1-128 characters of letters, digits, '_', '-' or '.', "
-            f"starting with a letter or digit; got {namespace!r}"
+            f"starting with a letter or digit; got {shown(namespace)}"
         )
     return namespace
-
-
-def canonical(value: object) -> JSONValue:
-    """Turn a value into canonical JSON-able data (see the module docstring)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, enum.Enum):
-        return canonical(value.name)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return repr(value)
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    if isinstance(value, Mapping):
-        items = {str(k): canonical(v) for k, v in value.items() if v is not None}
-        return dict(sorted(items.items()))
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((canonical(v) for v in value), key=_sort_key)
-    fields = public_fields(value)
-    if fields is not None:
-        return canonical(fields)
-    raise InvalidTypeError(f"cannot build a cache key from a {type(value).__name__}")
-
-
-def _sort_key(value: JSONValue) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def public_fields(value: object) -> dict[str, object] | None:
-    """The public fields of a msgspec Struct, dataclass or pydantic model, else None."""
-    struct_fields = getattr(type(value), "__struct_fields__", None)
-    if struct_fields is not None:
-        return {name: getattr(value, name) for name in struct_fields if not name.startswith("_")}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: getattr(value, f.name)
-            for f in dataclasses.fields(value)
-            if not f.name.startswith("_")
-        }
-    model_dump = getattr(value, "model_dump", None)
-    if callable(model_dump):
-        dumped = model_dump()
-        if isinstance(dumped, dict):
-            return {k: v for k, v in dumped.items() if not str(k).startswith("_")}
-    return None
-
-
-def answer_shaping_params(params: object) -> dict[str, JSONValue]:
-    """The canonical answer-shaping part of `params` (a dict, SamplingParams, dataclass...)."""
-    if params is None:
-        return {}
-    fields = params if isinstance(params, Mapping) else public_fields(params)
-    if fields is None:
-        raise InvalidTypeError(
-            "params must be a mapping, a vLLM SamplingParams, a dataclass or a pydantic model; "
-            f"got {type(params).__name__}"
-        )
-    shaped = canonical({str(k): v for k, v in fields.items() if str(k) not in NON_SHAPING_PARAMS})
-    assert isinstance(shaped, dict)
-    return shaped
 
 
 def _canonical_message(message: object, index: int) -> dict[str, JSONValue]:
@@ -147,7 +73,7 @@ def _canonical_message(message: object, index: int) -> dict[str, JSONValue]:
         )
     if "role" not in data or "content" not in data:
         raise InvalidRequestError(f"messages[{index}] needs both 'role' and 'content'")
-    result = canonical(data)
+    result = canonical_argument(data, f"messages[{index}]")
     assert isinstance(result, dict)
     return result
 
@@ -189,8 +115,10 @@ class ReuseRequest:
         given = [x is not None for x in (self.prompt, self.messages, self.prompt_token_ids)]
         if sum(given) != 1:
             raise InvalidRequestError("give exactly one of prompt, messages or prompt_token_ids")
-        if self.prompt is not None and not isinstance(self.prompt, str):
-            raise InvalidTypeError(f"prompt must be a str, got {type(self.prompt).__name__}")
+        if self.prompt is not None:
+            if not isinstance(self.prompt, str):
+                raise InvalidTypeError(f"prompt must be a str, got {type(self.prompt).__name__}")
+            check_text(self.prompt, "prompt")
         if self.messages is not None:
             if isinstance(self.messages, (str, bytes)) or not isinstance(self.messages, Sequence):
                 raise InvalidTypeError(
@@ -202,17 +130,29 @@ class ReuseRequest:
             object.__setattr__(self, "_canonical_messages", msgs)
         if self.prompt_token_ids is not None:
             ids = self.prompt_token_ids
-            if isinstance(ids, (str, bytes)) or not all(
-                isinstance(t, int) and not isinstance(t, bool) for t in ids
+            if (
+                isinstance(ids, (str, bytes))
+                or not isinstance(ids, Sequence)
+                or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids)
             ):
                 raise InvalidTypeError("prompt_token_ids must be a sequence of ints")
+            if not ids:
+                raise InvalidRequestError("prompt_token_ids must not be empty")
+            if not all(0 <= t <= _MAX_TOKEN_ID for t in ids):
+                raise InvalidRequestError("prompt_token_ids must be ints in [0, 2**63)")
         validate_namespace(self.namespace)
-        if self.model is not None and not isinstance(self.model, str):
-            raise InvalidTypeError(f"model must be a str or None, got {type(self.model).__name__}")
+        if self.model is not None:
+            if not isinstance(self.model, str):
+                raise InvalidTypeError(
+                    f"model must be a str or None, got {type(self.model).__name__}"
+                )
+            if len(check_text(self.model, "model")) > MAX_MODEL_CHARS:
+                raise InvalidRequestError(f"model must be at most {MAX_MODEL_CHARS} characters")
         object.__setattr__(self, "_params", answer_shaping_params(self.params))
         if self.question is not None:
             if not isinstance(self.question, str) or not self.question.strip():
                 raise InvalidRequestError("question must be a non-empty str or None")
+            check_text(self.question, "question")
             if self.prompt_token_ids is not None:
                 raise InvalidRequestError("question needs a text or chat prompt, not token ids")
             if _normal(self.question) not in self._full_text():
@@ -260,6 +200,21 @@ class ReuseRequest:
             if message.get("role") == "user":
                 return _normal(_message_text(message.get("content")))
         return ""
+
+    @cached_property
+    def prompt_chars(self) -> int:
+        """The size of the prompt as the limits count it: a text's characters, the
+        characters of every string in a chat's messages, or the number of token ids."""
+        if self.prompt is not None:
+            return len(self.prompt)
+        if self.prompt_token_ids is not None:
+            return len(self.prompt_token_ids)
+        return sum(data_chars(m) for m in self._canonical_messages)
+
+    @cached_property
+    def params_chars(self) -> int:
+        """The size of the answer-shaping parameters as the limits count it."""
+        return data_chars(self._params)
 
     @property
     def answer_params(self) -> dict[str, JSONValue]:
@@ -330,15 +285,34 @@ def trailing_question(text: str) -> str | None:
     if len(text) <= QUESTION_MAX_CHARS:
         return None
     tail = text
-    for separator in (re.compile(r"\n\s*\n"), re.compile(r"\n"), _SENTENCE_END):
-        pieces = [p.strip() for p in separator.split(tail) if p.strip()]
-        if pieces:
-            tail = pieces[-1]
+    for separator, marks in _SEPARATORS:
+        tail = _last_piece(separator, marks, tail) or tail
         if len(tail) <= QUESTION_MAX_CHARS:
             break
     if tail == text or len(tail) > QUESTION_MAX_CHARS:
         return None
     return tail
+
+
+def _last_piece(separator: re.Pattern[str], marks: str, text: str) -> str | None:
+    """The last non-blank piece of `text` split by `separator`, stripped (None: none).
+
+    Only the end of a long text is split: a piece that follows a separator inside that
+    window is the same piece in the whole text (the separators match whitespace runs and
+    the characters before them, which the window holds); the window's first piece may be
+    cut, so when it is the last non-blank one the whole text is split, unless the text
+    before the window holds none of the characters a separator starts with (`marks`). A
+    2 MB prompt thus costs microseconds, not a list of 700,000 pieces."""
+    window = text[-_TAIL_WINDOW_CHARS:]
+    pieces = [p.strip() for p in separator.split(window)]
+    last = max((i for i, p in enumerate(pieces) if p), default=None)
+    head = text[: len(text) - len(window)]
+    if len(pieces) == 1 and not any(mark in head for mark in marks):
+        return text.strip() or None  # no separator anywhere: one piece
+    if head and (last is None or last == 0):
+        pieces = [p.strip() for p in separator.split(text)]
+        last = max((i for i, p in enumerate(pieces) if p), default=None)
+    return None if last is None else pieces[last]
 
 
 def _replace_last(text: str, old: str, new: str) -> str:

@@ -50,6 +50,7 @@ _MODULES = MappingProxyType(
         "InvalidRequestError": "semantic_reuse.errors",
         "InvalidTypeError": "semantic_reuse.errors",
         "JSONValue": "semantic_reuse.request",
+        "LimitsConfig": "semantic_reuse.config",
         "MemoryTier": "semantic_reuse.exact.memory",
         "Metrics": "semantic_reuse.metrics",
         "MultiLevelCacheManager": "semantic_reuse.exact.tiers",
@@ -96,6 +97,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidTypeError",
     "JSONValue",
+    "LimitsConfig",
     "MemoryTier",
     "Metrics",
     "MultiLevelCacheManager",
@@ -128,7 +130,13 @@ if TYPE_CHECKING:
     from semantic_reuse.clients.factory import build_client
     from semantic_reuse.clients.loop import HomeLoop
     from semantic_reuse.clients.settings import ReuseModelSettings
-    from semantic_reuse.config import CacheConfig, FeatureConfig, PerformanceConfig, SemanticConfig
+    from semantic_reuse.config import (
+        CacheConfig,
+        FeatureConfig,
+        LimitsConfig,
+        PerformanceConfig,
+        SemanticConfig,
+    )
     from semantic_reuse.defaults import build_embedder, build_store
     from semantic_reuse.errors import (
         ComponentUnavailableError,

@@ -39,7 +39,12 @@ def _text(message: BaseMessage) -> str:
         if isinstance(part, str):
             parts.append(part)
         elif isinstance(part, dict) and part.get("type") == "text":
-            parts.append(str(part.get("text", "")))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise InvalidTypeError(
+                    f"a text part's text must be a str, got {type(text).__name__}"
+                )
+            parts.append(text)
         elif isinstance(part, dict) and part.get("type") in ("tool_use", "reasoning", "thinking"):
             continue  # the model's own bookkeeping from an earlier turn
         else:

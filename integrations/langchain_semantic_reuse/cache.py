@@ -41,7 +41,9 @@ from loguru import logger
 from semantic_reuse import CachedAnswer, HandlerConfig, ReuseEngine, ReuseRequest
 from semantic_reuse.spi import (
     DEFAULT_NAMESPACE,
+    AnswerTooLargeError,
     ConfigurationError,
+    InvalidRequestError,
     InvalidTypeError,
     JSONValue,
     answer_shaping_params,
@@ -138,14 +140,18 @@ class SemanticReuseCache(BaseCache):
         scope = _scope(prompt, llm_string)
         if scope is None:
             return None
-        hit = await self.engine.lookup(
-            scope.prompt,
-            namespace=self.namespace,
-            model=scope.model,
-            params=scope.params,
-            threshold=self.threshold,
-            reuse=scope.reuse,
-        )
+        try:
+            hit = await self.engine.lookup(
+                scope.prompt,
+                namespace=self.namespace,
+                model=scope.model,
+                params=scope.params,
+                threshold=self.threshold,
+                reuse=scope.reuse,
+            )
+        except InvalidRequestError as exc:  # a prompt the engine refuses: the model decides
+            logger.debug("langchain cache: lookup skipped: {}", exc)
+            return None
         if hit is None:
             return None
         return _generations(hit.answer, chat=scope.chat)
@@ -153,7 +159,9 @@ class SemanticReuseCache(BaseCache):
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store `return_val` exactly for this prompt (and its paraphrases) and model scope."""
         scope = _scope(prompt, llm_string)
-        generations = list(return_val)
+        generations = list(return_val) if isinstance(return_val, Sequence) else [return_val]
+        if isinstance(return_val, str) or not all(isinstance(g, Generation) for g in generations):
+            raise InvalidTypeError("return_val must be a sequence of LangChain Generations")
         if scope is None or not generations:
             return
         answer = CachedAnswer(
@@ -161,13 +169,16 @@ class SemanticReuseCache(BaseCache):
             source_prompt=scope.semantic_text,
             metadata={METADATA_KEY: {"v": _FORMAT_VERSION, "generations": dumps(generations)}},
         )
-        await self.engine.store(
-            scope.prompt,
-            answer,
-            namespace=self.namespace,
-            model=scope.model,
-            params=scope.params,
-        )
+        try:
+            await self.engine.store(
+                scope.prompt,
+                answer,
+                namespace=self.namespace,
+                model=scope.model,
+                params=scope.params,
+            )
+        except (InvalidRequestError, AnswerTooLargeError) as exc:  # served, not stored
+            logger.debug("langchain cache: answer not stored: {}", exc)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Forget every answer of this cache's namespace (or of `namespace=`), in every tier."""
@@ -270,14 +281,15 @@ def _parse_llm_string(llm_string: str) -> tuple[str, dict[str, JSONValue] | None
         del params["logprobs"]  # "no logprobs": the engine's policy reads any value as wanting them
     try:
         shaped = answer_shaping_params(params)
-    except TypeError:
+    except (TypeError, ValueError):  # not data, NaN, nested too deep, not valid Unicode
         return _opaque(llm_string)
     model = "/".join(part for part in (kind, name) if part) or None
     return (model or _opaque(llm_string)[0]), shaped
 
 
 def _opaque(llm_string: str) -> tuple[str, None]:
-    return f"llm-string:{xxhash.xxh3_128_hexdigest(llm_string.encode('utf-8'))}", None
+    digest = xxhash.xxh3_128_hexdigest(llm_string.encode("utf-8", "surrogatepass"))
+    return f"llm-string:{digest}", None
 
 
 def _chat_messages(prompt: str) -> list[dict[str, Any]] | None:
@@ -291,7 +303,7 @@ def _chat_messages(prompt: str) -> list[dict[str, Any]] | None:
         return None
     try:
         data = json.loads(prompt)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not (
         isinstance(data, list)

@@ -89,3 +89,23 @@ def test_a_verifier_setting_is_bundled_off_or_an_existing_file(tmp_path: Any) ->
     assert HandlerConfig(semantic={"verifier": "bundled"}).semantic.verifier == "bundled"
     with pytest.raises(ValidationError, match="max_error_rate"):
         HandlerConfig(semantic={"max_error_rate": 1.5})
+
+
+def test_limits_are_a_section_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HandlerConfig().limits.max_prompt_chars == 4_000_000
+    monkeypatch.setenv("SEMANTIC_REUSE_LIMITS__MAX_MESSAGES", "10")
+    assert HandlerConfig().limits.max_messages == 10
+    with pytest.raises(ValueError, match="max_answer_chars"):
+        HandlerConfig(limits={"max_answer_chars": 0})
+
+
+def test_redis_tls_files_need_rediss(tmp_path: Any) -> None:
+    ca = tmp_path / "ca.crt"
+    config = HandlerConfig(cache={"redis_url": "rediss://:pw@h:1/0", "redis_tls_ca_file": ca})
+    assert config.cache.redis_tls_ca_file == ca
+    with pytest.raises(ValueError, match="rediss://"):
+        HandlerConfig(cache={"redis_url": "redis://h:1/0", "redis_tls_ca_file": ca})
+    with pytest.raises(ValueError, match="rediss://"):
+        HandlerConfig(cache={"redis_tls_cert_file": ca})
+    with pytest.raises(ValueError, match="redis_tls_cert_file"):
+        HandlerConfig(cache={"redis_url": "rediss://h:1/0", "redis_tls_key_file": ca})

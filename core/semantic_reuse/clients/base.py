@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from semantic_reuse.backend import PromptInput
+from semantic_reuse.canonical import check_text
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.engine import ReuseEngine
-from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, shown
 from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseInfo
 from semantic_reuse.request import validate_namespace
@@ -39,9 +40,13 @@ class GenerationParams:
         _check_number("top_p", self.top_p, low=0.0, high=1.0)
         _check_number("seed", self.seed, integer=True)
         stop = self.stop
-        if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
+        if (
+            isinstance(stop, str)
+            or not isinstance(stop, Sequence)
+            or not all(isinstance(s, str) and s for s in stop)
+        ):
             raise InvalidTypeError("stop must be a sequence of non-empty strings")
-        object.__setattr__(self, "stop", tuple(stop))
+        object.__setattr__(self, "stop", tuple(check_text(s, "stop") for s in stop))
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters that are set (they shape the answer, so they scope reuse)."""
@@ -67,12 +72,14 @@ def _check_number(
         kind = "an int" if integer else "a number"
         raise InvalidTypeError(f"{name} must be {kind} or None, got {type(value).__name__}")
     if (
-        not math.isfinite(value)
+        (isinstance(value, float) and not math.isfinite(value))
         or (low is not None and value < low)
         or (high is not None and value > high)
+        or abs(value) >= 2**63  # no backend takes more (and floats overflow on the way)
     ):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise InvalidRequestError(f"{name} must be {bounds}, got {value!r}")
+        bounds = "finite and below 2**63" if low is None and high is None else bounds
+        raise InvalidRequestError(f"{name} must be {bounds}, got {shown(value)}")
 
 
 @dataclass(frozen=True, slots=True)

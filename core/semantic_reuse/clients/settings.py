@@ -114,6 +114,8 @@ class ReuseModelSettings(BaseModel):
         values: dict[str, Any] = {k: getattr(self, k) for k in _SAMPLING_KEYWORDS}
         values.update({k: overrides[k] for k in _SAMPLING_KEYWORDS if k in overrides})
         words = stop if stop is not None else overrides.get("stop", self.stop)
+        if words is not None and (isinstance(words, str) or not isinstance(words, Sequence)):
+            raise InvalidTypeError(f"stop must be a list of strings, got {type(words).__name__}")
         return GenerationParams(stop=tuple(words or ()), **values)
 
     def call_options(self, kwargs: dict[str, Any], question: str | None = None) -> ReuseOptions:

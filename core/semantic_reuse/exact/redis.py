@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from semantic_reuse._log import logger
@@ -18,6 +19,7 @@ from semantic_reuse.answer import AnswerCodec, AnswerDecodeError, AnswerTooLarge
 from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.redaction import redact_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,9 +53,13 @@ class RedisTier:
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         client: Redis | None = None,
+        tls_ca_file: str | Path | None = None,
+        tls_cert_file: str | Path | None = None,
+        tls_key_file: str | Path | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise InvalidTypeError(f"url must be a str, got {type(url).__name__}")
+        tls = _tls_options(url, tls_ca_file, tls_cert_file, tls_key_file)
         if timeout_s <= 0:
             raise InvalidRequestError("timeout_s must be > 0")
         if ttl_s is not None and ttl_s <= 0:
@@ -75,6 +81,7 @@ class RedisTier:
                 max_connections=max_connections,
                 timeout=timeout_s,
                 decode_responses=False,
+                **tls,
             )
             client = Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         self.url = url
@@ -102,7 +109,13 @@ class RedisTier:
             codec=AnswerCodec(cache.codec, cache.max_value_bytes),
             breaker=CircuitBreaker.from_config("redis L2", perf),
             metrics=metrics,
+            tls_ca_file=cache.redis_tls_ca_file,
+            tls_cert_file=cache.redis_tls_cert_file,
+            tls_key_file=cache.redis_tls_key_file,
         )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={redact_url(self.url)!r}, prefix={self.prefix!r})"
 
     def redis_key(self, namespace: str, key: str) -> str:
         return f"{self.prefix}:{namespace}:{key}"
@@ -211,3 +224,25 @@ class RedisTier:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _tls_options(
+    url: str,
+    ca_file: str | Path | None,
+    cert_file: str | Path | None,
+    key_file: str | Path | None,
+) -> dict[str, str]:
+    """redis-py's TLS arguments for a ``rediss://`` URL: the CA that signed the server's
+    certificate (else the system's CAs) and a client certificate and key (for servers that
+    ask for one, ``tls-auth-clients``). They are refused with any other URL."""
+    options = {
+        "ssl_ca_certs": ca_file,
+        "ssl_certfile": cert_file,
+        "ssl_keyfile": key_file,
+    }
+    given = {name: str(value) for name, value in options.items() if value is not None}
+    if given and not url.startswith("rediss://"):
+        raise ConfigurationError("TLS files need a rediss:// URL")
+    if key_file is not None and cert_file is None:
+        raise ConfigurationError("a TLS key file needs its certificate file")
+    return given

@@ -69,11 +69,18 @@ class Embedder(Protocol):
 #: The window assumed for an embedder that cannot tell whether it sees a whole text: a text
 #: of at most this many characters has at most this many tokens plus a few special ones.
 UNKNOWN_WINDOW_CHARS: Final = 256
+#: No text longer than this is compared by meaning, whatever the embedder: it is far beyond
+#: any window here (32 characters a token for MiniLM's 256 tokens, 16 for e5's 512), and asking a
+#: tokenizer would cost a pass over the whole text on the event loop (a 2 MB prompt: seconds).
+MAX_COMPARED_CHARS: Final = 8192
 
 
 def fits_window(embedder: object, text: str) -> bool:
     """Whether `embedder` sees all of `text` (a truncated text must never be compared by
-    meaning). Embedders may offer ``fits(text) -> bool``; others get a conservative bound."""
+    meaning). Embedders may offer ``fits(text) -> bool``; others get a conservative bound.
+    Texts longer than `MAX_COMPARED_CHARS` never fit (the embedder is not asked)."""
+    if len(text) > MAX_COMPARED_CHARS:
+        return False
     fits = getattr(embedder, "fits", None)
     if callable(fits):
         return bool(fits(text))

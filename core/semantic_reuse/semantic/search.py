@@ -22,7 +22,7 @@ from semantic_reuse.metrics import Metrics
 from semantic_reuse.options import check_threshold
 from semantic_reuse.semantic.coalesce import SearchCoalescer
 from semantic_reuse.semantic.decision import Candidate, MatchDecision, ReusePolicy
-from semantic_reuse.semantic.embedder import fits_window
+from semantic_reuse.semantic.embedder import MAX_COMPARED_CHARS, fits_window
 from semantic_reuse.semantic.store import ScopeFilter, VectorMatch, VectorPoint, VectorStore
 
 FloatVector = npt.NDArray[np.float32]
@@ -219,8 +219,14 @@ class SimilaritySearchHelper:
     ) -> None:
         """Store several (id, prompt, answer, vector or None) in one embedding batch and upsert.
         A prompt the embedder would truncate is kept as an exact record only (a fingerprint
-        no search matches): its vector does not stand for all of it."""
-        missing = [prompt for _, prompt, _, vector in items if vector is None]
+        no search matches): its vector does not stand for all of it, so only the beginning
+        of such a prompt is embedded (a 2 MB prompt is not tokenized whole)."""
+        fitting = [self.fits(prompt) for _, prompt, _, _ in items]
+        missing = [
+            prompt if fits else prompt[:MAX_COMPARED_CHARS]
+            for (_, prompt, _, vector), fits in zip(items, fitting, strict=True)
+            if vector is None
+        ]
         embedded = iter(await self.embed(missing) if missing else [])
         now = time.time()
         points = [
@@ -229,15 +235,13 @@ class SimilaritySearchHelper:
                 vector=vector if vector is not None else next(embedded),
                 namespace=scope.namespace,
                 model=scope.model,
-                fingerprint=(
-                    scope.fingerprint if self.fits(prompt) else exact_only_fingerprint(id)
-                ),
+                fingerprint=scope.fingerprint if fits else exact_only_fingerprint(id),
                 prompt=prompt,
                 answer=answer.to_dict(),
                 created_at=now,
                 expires_at=None if ttl_s is None else now + ttl_s,
             )
-            for id, prompt, answer, vector in items
+            for (id, prompt, answer, vector), fits in zip(items, fitting, strict=True)
         ]
         await self.store.upsert(points)
 

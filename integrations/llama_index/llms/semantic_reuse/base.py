@@ -12,8 +12,10 @@ response.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -34,11 +36,56 @@ from semantic_reuse import Completion
 from semantic_reuse.spi import InvalidTypeError, PromptInput, ReuseModelSettings
 
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: When neither the setting nor the backend says (an endpoint without a model list).
 FALLBACK_CONTEXT_WINDOW = 4096
 #: `ChatMessage.additional_kwargs` key: the question inside a templated user message.
 QUESTION_KEY = "reuse_question"
+
+
+def _checked_prompt(method: F) -> F:
+    """Refuse a prompt that is not a str before LlamaIndex's callbacks read it (they call
+    ``str()`` on it, which a deeply nested value ends in a RecursionError)."""
+    return _checked(method, _check_prompt)
+
+
+def _checked_messages(method: F) -> F:
+    """Refuse messages that are not a sequence of `ChatMessage` before the callbacks."""
+    return _checked(method, _check_messages)
+
+
+def _check_prompt(prompt: object) -> None:
+    if not isinstance(prompt, str):
+        raise InvalidTypeError(f"prompt must be a str, got {type(prompt).__name__}")
+
+
+def _check_messages(messages: object) -> None:
+    if isinstance(messages, str) or not isinstance(messages, Sequence):
+        raise InvalidTypeError(
+            f"messages must be a list of ChatMessage, got {type(messages).__name__}"
+        )
+    for message in messages:
+        if not isinstance(message, ChatMessage):
+            raise InvalidTypeError(f"messages must be ChatMessage, got {type(message).__name__}")
+
+
+def _checked(method: F, check: Callable[[object], None]) -> F:
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def checked_async(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
+            check(first)
+            return await method(self, first, *args, **kwargs)
+
+        return cast(F, checked_async)
+
+    @functools.wraps(method)
+    def checked(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
+        check(first)
+        return method(self, first, *args, **kwargs)
+
+    return cast(F, checked)
 
 
 class SemanticReuseLLM(ReuseModelSettings, LLM):
@@ -84,22 +131,26 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
 
     # -- chat ------------------------------------------------------------------------------
 
+    @_checked_messages
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         return _chat_response(self.reuse_client().complete_sync(prompt, params, options=options))
 
+    @_checked_messages
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         return _chat_response(await self.reuse_client().acomplete(prompt, params, options=options))
 
+    @_checked_messages
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         prompt, params, options = self._call(to_chat(messages), kwargs, _question(messages))
         items = self.reuse_client().stream_sync(prompt, params, options=options)
         return _responses(items, _chat_step)
 
+    @_checked_messages
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
@@ -110,6 +161,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
 
     # -- completion: the prompt as one user message -------------------------------------------
 
+    @_checked_prompt
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         chat, params, options = self._call(self._as_messages(prompt, formatted), kwargs)
@@ -117,6 +169,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
             self.reuse_client().complete_sync(chat, params, options=options)
         )
 
+    @_checked_prompt
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
@@ -125,6 +178,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         completion = await self.reuse_client().acomplete(chat, params, options=options)
         return _completion_response(completion)
 
+    @_checked_prompt
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
@@ -133,6 +187,7 @@ class SemanticReuseLLM(ReuseModelSettings, LLM):
         items = self.reuse_client().stream_sync(chat, params, options=options)
         return _responses(items, _completion_step)
 
+    @_checked_prompt
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
