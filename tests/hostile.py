@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
+from loguru import logger
 
 from semantic_reuse import (
     CallableBackend,
@@ -335,15 +337,43 @@ class EngineClient(ReuseClient):
         return None
 
 
-async def still_serves(engine: ReuseEngine, namespace: str = "after-fuzz") -> None:
-    """After the fuzzing, a normal store and lookup work, and no component counted a failure
-    (hostile input must never open a breaker: that would turn reuse off for everyone)."""
+def component_errors(engine: ReuseEngine) -> float:
+    """Failures the engine's components counted so far (`errors_total`)."""
+    return float(sum(engine.stats()["counters"].get("errors_total", {}).values()))
+
+
+@contextlib.contextmanager
+def failure_log() -> Iterator[list[str]]:
+    """The component failures the library logs meanwhile (DEBUG, with their error), to say
+    which call made a component fail."""
+    lines: list[str] = []
+    logger.enable("semantic_reuse")
+
+    def sink(message: Any) -> None:
+        record = message.record
+        error = record["exception"]
+        lines.append(f"{record['message']}: {error.value!r:.300}" if error else record["message"])
+
+    sink_id = logger.add(sink, level="DEBUG", filter=lambda record: "fail" in record["message"])
+    try:
+        yield lines
+    finally:
+        logger.remove(sink_id)
+        logger.disable("semantic_reuse")
+
+
+async def still_serves(
+    engine: ReuseEngine, errors_before: float = 0.0, failures: list[str] | None = None
+) -> None:
+    """After hostile calls, a normal store and lookup work, and no component counted a failure
+    since `errors_before` (hostile input must never count towards a breaker: opening one
+    turns reuse off for everyone)."""
     prompt = "What is the capital of France, after all that?"
-    await engine.store(prompt, "Paris.", namespace=namespace)
-    hit = await engine.lookup(prompt, namespace=namespace)
+    await engine.store(prompt, "Paris.", namespace="after-fuzz")
+    hit = await engine.lookup(prompt, namespace="after-fuzz")
     assert hit is not None
     assert hit.text == "Paris."
     await engine.flush()
     stats = engine.stats()
     assert stats["breakers"] == {"semantic": "closed", "splitter": "closed"}, stats["breakers"]
-    assert not stats["counters"].get("errors_total"), stats["counters"]["errors_total"]
+    assert component_errors(engine) == errors_before, (stats["counters"], failures)

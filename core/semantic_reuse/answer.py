@@ -9,6 +9,7 @@ decode with `AnswerDecodeError`, which the tiers turn into a counted miss.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +17,11 @@ from typing import Any
 
 import msgpack
 
-from semantic_reuse.canonical import canonical_argument, check_text, data_chars
+from semantic_reuse.canonical import check_json, check_text, data_chars
 from semantic_reuse.config import CodecFormat, LimitsConfig
 from semantic_reuse.errors import AnswerDecodeError as AnswerDecodeError  # re-exported
 from semantic_reuse.errors import AnswerTooLargeError as AnswerTooLargeError
-from semantic_reuse.errors import InvalidTypeError
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
 from semantic_reuse.request import JSONValue
 
 MAGIC = b"SR"
@@ -204,9 +205,10 @@ class AnswerCodec:
 
 
 def check_answer(answer: CachedAnswer, limits: LimitsConfig) -> CachedAnswer:
-    """`answer` if it may be stored: valid Unicode, metadata that is data (nested at most
-    `MAX_NESTING` deep), and at most ``limits.max_answer_chars`` (its text, the strings of
-    its metadata and its token ids). Else `InvalidRequestError` or `AnswerTooLargeError`."""
+    """`answer` if it may be stored as it is, in every tier: valid Unicode, token ids and
+    usage that are ints, a finite time, metadata that is JSON data (`check_json`), and at most
+    ``limits.max_answer_chars`` (its text, the strings of its metadata and its token ids).
+    Else `InvalidRequestError`, `InvalidTypeError` or `AnswerTooLargeError`."""
     check_text(answer.text, "answer text")
     for name in ("source_prompt", "finish_reason"):
         value = getattr(answer, name)
@@ -214,8 +216,20 @@ def check_answer(answer: CachedAnswer, limits: LimitsConfig) -> CachedAnswer:
             raise InvalidTypeError(f"answer {name} must be a str or None")
         if value is not None:
             check_text(value, f"answer {name}")
-    metadata = canonical_argument(dict(answer.metadata), "answer metadata")
-    size = len(answer.text) + data_chars(metadata) + len(answer.token_ids)
+    if not all(0 <= t < 2**63 for t in answer.token_ids):
+        raise InvalidRequestError("answer token_ids must be ints in [0, 2**63)")
+    check_json(dict(answer.usage), "answer usage")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in answer.usage.values()):
+        raise InvalidTypeError("answer usage must map names to ints")
+    created = answer.created_at
+    if (
+        isinstance(created, bool)
+        or not isinstance(created, int | float)
+        or not math.isfinite(created)
+    ):
+        raise InvalidRequestError("answer created_at must be a finite number")
+    check_json(answer.metadata, "answer metadata")
+    size = len(answer.text) + data_chars(answer.metadata) + len(answer.token_ids)
     if size > limits.max_answer_chars:
         raise AnswerTooLargeError(
             f"answer holds {size:,} characters (text, metadata and token ids), above "

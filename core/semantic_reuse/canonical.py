@@ -91,8 +91,7 @@ def canonical(value: object, *, finite: bool = False, _depth: int = 0) -> JSONVa
             if v is not None:
                 if not isinstance(k, str | int | float | enum.Enum) and k is not None:
                     raise InvalidTypeError(f"a mapping key must be a str, got {type(k).__name__}")
-                key = canonical(k if isinstance(k, str) else str(k))
-                assert isinstance(key, str)
+                key = check_text(k if isinstance(k, str) else str(k), "a key")  # not normalised
                 try:
                     items[key] = canonical(v, finite=finite, _depth=deeper)
                 except (InvalidRequestError, InvalidTypeError) as exc:
@@ -135,14 +134,57 @@ def canonical_argument(value: object, argument: str, *, finite: bool = False) ->
         raise type(exc)(f"{where}: {exc}") from None
 
 
-def data_chars(value: JSONValue) -> int:
+def check_json(value: object, argument: str) -> None:
+    """Refuse, naming `argument` and where in it, what a JSON store cannot hold as it is: only
+    str (valid Unicode), int (at most ~3,000 digits), finite float, bool, None, lists or
+    tuples, and mappings with str keys, nested at most `MAX_NESTING` deep (answer metadata:
+    it is stored in Redis and the vector store unchanged)."""
+    try:
+        _check_json(value, 0)
+    except (InvalidRequestError, InvalidTypeError) as exc:
+        raise type(exc)(f"{argument}{getattr(exc, _PATH, '')}: {exc}") from None
+
+
+def _check_json(value: object, depth: int) -> None:
+    if isinstance(value, str):
+        check_text(value, "the text")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequestError(f"{value} is not a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise InvalidRequestError("an integer of more than 3,000 digits")
+    elif value is None or isinstance(value, bool):
+        return
+    elif depth >= MAX_NESTING:
+        raise InvalidRequestError(f"containers nested more than {MAX_NESTING} levels deep")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidTypeError(f"a key must be a str, got {type(key).__name__}")
+            check_text(key, "a key")
+            try:
+                _check_json(item, depth + 1)
+            except (InvalidRequestError, InvalidTypeError) as exc:
+                raise _at(exc, f"[{key!r:.40}]") from None
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            try:
+                _check_json(item, depth + 1)
+            except (InvalidRequestError, InvalidTypeError) as exc:
+                raise _at(exc, f"[{i}]") from None
+    else:
+        raise InvalidTypeError(f"not JSON data: a {type(value).__name__}")
+
+
+def data_chars(value: object) -> int:
     """The size of canonical data as the limits count it: the characters of its strings and
     keys, one for every other value and container."""
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, dict):
-        return 1 + sum(len(k) + data_chars(v) for k, v in value.items())
-    if isinstance(value, list):
+    if isinstance(value, Mapping):
+        return 1 + sum(len(str(k)) + data_chars(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
         return 1 + sum(data_chars(v) for v in value)
     return 1
 

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import math
 import re
 import threading
 import time
@@ -37,7 +36,7 @@ from semantic_reuse.options import ReuseOptions, check_limits, check_message_cou
 from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
 from semantic_reuse.planning import ReuseDecision
-from semantic_reuse.request import ReuseRequest
+from semantic_reuse.request import ReuseRequest, validate_namespace
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
@@ -143,8 +142,10 @@ class ReuseEngine:
     ) -> list[str]:  # fmt: skip
         """`store` for many (prompt, answer) pairs: one embedding batch, one upsert."""
         opts = ReuseOptions.of(options, **option_kwargs)
-        if isinstance(items, str) or not all(
-            isinstance(item, tuple | list) and len(item) == 2 for item in items
+        if (
+            not isinstance(items, Sequence)
+            or isinstance(items, str)
+            or not all(isinstance(item, tuple | list) and len(item) == 2 for item in items)
         ):
             raise InvalidTypeError("items must be a sequence of (prompt, answer) pairs")
         requests = [self.request(p, opts) for p, _ in items]
@@ -183,8 +184,8 @@ class ReuseEngine:
         self, prompts: Sequence[PromptInput], **kwargs: Any
     ) -> list[ReuseHit | None]:
         """`lookup` for many prompts, concurrently (their embeddings share batches)."""
-        if isinstance(prompts, str):
-            raise InvalidTypeError("prompts must be a sequence of prompts, not one str")
+        if not isinstance(prompts, Sequence) or isinstance(prompts, str):
+            raise InvalidTypeError("prompts must be a sequence of prompts")
         return list(await asyncio.gather(*(self.lookup(p, **kwargs) for p in prompts)))
 
     def stream(
@@ -255,17 +256,15 @@ class ReuseEngine:
 
     async def clear(self, namespace: str) -> None:
         """Forget every answer of a namespace (tenant)."""
+        validate_namespace(namespace)  # never None: the tiers read None as every tenant
         await self.cache.clear(namespace)
         await self.semantic.call(lambda s: s.store.delete_namespace(namespace))
 
     async def forget_older_than(self, age_s: float) -> None:
         """Delete answers stored more than `age_s` seconds ago from memory and the vector
         store (Redis entries expire on their TTL: scanning a shared Redis is not cheap)."""
-        if (
-            isinstance(age_s, bool)
-            or not isinstance(age_s, (int, float))
-            or not 0 <= age_s < math.inf
-        ):
+        number = isinstance(age_s, (int, float)) and not isinstance(age_s, bool)
+        if not number or not 0 <= age_s < 1e15:  # NaN, infinities and huge ints too
             raise InvalidRequestError(f"age_s must be a finite number >= 0, got {shown(age_s)}")
         cutoff = time.time() - age_s
         await self.cache.memory.drop_created_before(cutoff)

@@ -164,10 +164,15 @@ class SemanticReuseCache(BaseCache):
             raise InvalidTypeError("return_val must be a sequence of LangChain Generations")
         if scope is None or not generations:
             return
+        try:
+            serialized = dumps(generations)
+        except (ValueError, TypeError, RecursionError) as exc:  # what LangChain cannot write
+            logger.debug("langchain cache: answer not stored: {}", type(exc).__name__)
+            return
         answer = CachedAnswer(
             text=generations[0].text,
             source_prompt=scope.semantic_text,
-            metadata={METADATA_KEY: {"v": _FORMAT_VERSION, "generations": dumps(generations)}},
+            metadata={METADATA_KEY: {"v": _FORMAT_VERSION, "generations": serialized}},
         )
         try:
             await self.engine.store(

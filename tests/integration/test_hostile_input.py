@@ -25,7 +25,9 @@ from tests.hostile import (
     Outcome,
     bounded,
     bounded_blocking,
+    component_errors,
     echo_model,
+    failure_log,
     fuzz_settings,
     options,
     prompts,
@@ -135,8 +137,10 @@ async def test_core_api_survives_hostile_input(
 ) -> None:
     """Each example: one async call with hostile arguments, then a normal store and lookup
     (the engine still serves, no component counted a failure)."""
-    await _one(fuzz_engine, HostileModel(), data, Outcome())
-    await still_serves(fuzz_engine)
+    before = component_errors(fuzz_engine)
+    with failure_log() as failures:
+        await _one(fuzz_engine, HostileModel(), data, Outcome())
+        await still_serves(fuzz_engine, before, failures)
 
 
 SYNC_OPS = ["store_sync", "lookup_sync", "analyze_sync", "generate_sync", "feedback_sync"]
@@ -160,8 +164,10 @@ def test_sync_api_survives_hostile_input(data: st.DataObject, sync_engine: Reuse
     else:
         args = (prompt,)
     call = getattr(sync_engine, op)
-    bounded_blocking(op, lambda: call(*args, **kwargs), Outcome())
-    sync_engine.run_sync(still_serves(sync_engine))
+    before = component_errors(sync_engine)
+    with failure_log() as failures:
+        bounded_blocking(op, lambda: call(*args, **kwargs), Outcome())
+        sync_engine.run_sync(still_serves(sync_engine, before, failures))
 
 
 # -- the limits, one by one -----------------------------------------------------------------------
@@ -233,6 +239,20 @@ async def test_each_limit_refuses_with_an_error_naming_it(
         assert isinstance(caught.value, SemanticReuseError)
 
 
+async def test_clear_without_a_namespace_is_refused_and_clears_nothing(
+    small_limits: ReuseEngine,
+) -> None:
+    """Found by the fuzzing: `clear(None)` reached the tiers, which read None as every
+    tenant, and the vector store, which counted the refusal as its own failure."""
+    await small_limits.store("What is kept?", "Everything.", namespace="tenant-a")
+    for namespace in (None, "", 7):
+        with pytest.raises((InvalidRequestError, InvalidTypeError), match="namespace"):
+            await small_limits.clear(namespace)  # type: ignore[arg-type]
+    hit = await small_limits.lookup("What is kept?", namespace="tenant-a")
+    assert hit is not None
+    assert not small_limits.stats()["counters"].get("errors_total")
+
+
 async def test_nesting_deeper_than_the_limit_is_refused_not_a_recursion_error(
     small_limits: ReuseEngine,
 ) -> None:
@@ -243,25 +263,24 @@ async def test_nesting_deeper_than_the_limit_is_refused_not_a_recursion_error(
         await small_limits.lookup([{"role": "user", "content": content}])
 
 
-@pytest.mark.parametrize(
-    ("answer", "error", "names"),
-    [
-        ("y" * 501, AnswerTooLargeError, "limits.max_answer_chars"),
-        (
-            CachedAnswer("ok", metadata={"m": "z" * 600}),
-            AnswerTooLargeError,
-            "limits.max_answer_chars",
-        ),
-        (CachedAnswer("ok", token_ids=tuple(range(600))), AnswerTooLargeError, "max_answer_chars"),
-        ("bad \ud800", InvalidRequestError, "answer text is not valid Unicode"),
-        (
-            CachedAnswer("ok", metadata={"m": {"n": object()}}),
-            InvalidTypeError,
-            "answer metadata['m']['n']",
-        ),
-        (CachedAnswer("ok", metadata={"m": float("nan")}), None, None),
-    ],
-)
+NAN = float("nan")
+ANSWERS = [
+    ("y" * 501, AnswerTooLargeError, "limits.max_answer_chars"),
+    (CachedAnswer("ok", metadata={"m": "z" * 600}), AnswerTooLargeError, "max_answer_chars"),
+    (CachedAnswer("ok", token_ids=tuple(range(600))), AnswerTooLargeError, "max_answer_chars"),
+    ("bad \ud800", InvalidRequestError, "answer text is not valid Unicode"),
+    (CachedAnswer("ok", metadata={"m": {"n": object()}}), InvalidTypeError, "['m']['n']: not JSON"),
+    (CachedAnswer("ok", metadata={"m": NAN}), InvalidRequestError, "metadata['m']: nan is not"),
+    (CachedAnswer("ok", metadata={"m": b"bytes"}), InvalidTypeError, "not JSON data: a bytes"),
+    (CachedAnswer("ok", metadata={1: "x"}), InvalidTypeError, "a key must be a str"),
+    (CachedAnswer("ok", token_ids=(-1,)), InvalidRequestError, "token_ids must be ints"),
+    (CachedAnswer("ok", usage={"n": "7"}), InvalidTypeError, "usage must map names to ints"),
+    (CachedAnswer("ok", created_at=NAN), InvalidRequestError, "created_at"),
+    (CachedAnswer("ok", metadata={"m": [1, 2.5, None, {"k": "v"}]}), None, None),
+]
+
+
+@pytest.mark.parametrize(("answer", "error", "names"), ANSWERS)
 async def test_answers_above_the_limit_are_refused_by_store(
     small_limits: ReuseEngine, answer: Any, error: type[Exception] | None, names: str | None
 ) -> None:

@@ -18,14 +18,27 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.backend import BackendChunk, Delta
-from semantic_reuse.errors import InvalidRequestError
+from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+from semantic_reuse.redaction import describe_error
 from semantic_reuse.request import ReuseRequest
 
 
 def render_chat(llm: AsyncLLM, messages: list[Any]) -> str:
-    """Messages as the model's chat template renders them, ready for generation."""
+    """Messages as the model's chat template renders them, ready for generation; messages
+    the template cannot render (a role that is not text, content of a shape it does not
+    know) are an `InvalidRequestError`, not the template engine's own error."""
+    for index, message in enumerate(messages):
+        if not isinstance(message.get("role"), str):
+            raise InvalidTypeError(f"messages[{index}]['role'] must be a str")
     tokenizer = llm.get_tokenizer()
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    try:
+        rendered = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+    except Exception as exc:  # jinja2's TemplateError, or a TypeError inside the template
+        raise InvalidRequestError(
+            f"the model's chat template cannot render these messages: {describe_error(exc)}"
+        ) from exc
     if not isinstance(rendered, str):
         raise TypeError("the tokenizer's chat template did not render to text")
     return rendered

@@ -31,6 +31,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from semantic_reuse.backend import Backend, Delta
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
+from semantic_reuse.errors import InvalidTypeError
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.options import ReuseOptions, split_options
 from semantic_reuse.outcome import ReuseInfo, ReuseKind, ReuseResult
@@ -135,6 +136,7 @@ class EnhancedAsyncLLM(AsyncLLM):
             prompt, sampling_params, kwargs.get("lora_request"), opts
         )
         if request is None or not self._reuse_enabled():
+            _check_token_ids(prompt)
             plain = AsyncLLM.generate(self, prompt, sampling_params, request_id, **kwargs)
             async with contextlib.aclosing(plain):
                 async for out in plain:
@@ -363,6 +365,15 @@ class _SeedSteps:
 
     def store_vectors(self, decision: ReuseDecision, result: ReuseResult) -> None:
         self._llm._store_similarity_context(decision, result)
+
+
+def _check_token_ids(prompt: Any) -> None:
+    """Refuse token ids that are not plain ints before vLLM sees them. vLLM 0.32 takes
+    ``[False]`` as a token prompt, and its engine process then fails to decode the request
+    in the thread that reads every request: the engine hangs for good (found by fuzzing)."""
+    ids = prompt.get("prompt_token_ids") if isinstance(prompt, Mapping) else prompt
+    if isinstance(ids, list) and any(isinstance(t, bool) or not isinstance(t, int) for t in ids):
+        raise InvalidTypeError("prompt token ids must be ints (not bool)")
 
 
 def reuse_info(output: RequestOutput) -> ReuseInfo | None:

@@ -1,6 +1,7 @@
-"""Hostile input through `EnhancedAsyncLLM.generate` on the session's real vLLM engine: text
-prompts (control characters, lone surrogates, 2 MB, format strings, injection text), token
-prompts (out of range, empty), wrong-typed prompts and reuse options. Every call returns in
+"""Hostile input through `EnhancedAsyncLLM.generate` (and `generate_chat`) on the session's
+real vLLM engine: text prompts (control characters, lone surrogates, 2 MB, format strings,
+injection text), token prompts (out of range, empty), wrong-typed prompts, hostile chats and
+reuse options. Every call returns in
 time and ends in outputs or a documented error (ours, or vLLM's own `VLLMClientError` for a
 request it refuses, such as a prompt longer than the model's context); the engine still
 serves afterwards. Kept short: `SEMANTIC_REUSE_FUZZ_EXAMPLES` scales it (each example that
@@ -21,8 +22,9 @@ from vllm.exceptions import VLLMClientError
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from semantic_reuse import ReuseKind
+from semantic_reuse.spi import InvalidTypeError
 from semantic_reuse.vllm import EnhancedAsyncLLM, reuse_info
-from tests.hostile import Outcome, bounded, fuzz_settings, options, texts, values
+from tests.hostile import Outcome, bounded, fuzz_settings, messages, options, texts, values
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
@@ -35,6 +37,7 @@ def vllm_prompts() -> st.SearchStrategy[Any]:
     return st.one_of(
         texts(),
         texts(),
+        st.lists(st.one_of(st.integers(0, 40_000), st.booleans()), min_size=1, max_size=4),
         st.fixed_dictionaries({"prompt": texts()}),
         st.fixed_dictionaries({"prompt_token_ids": tokens}),
         st.dictionaries(
@@ -55,9 +58,12 @@ def sampling() -> st.SearchStrategy[SamplingParams]:
 
 
 async def _generate(
-    llm: EnhancedAsyncLLM, prompt: Any, params: SamplingParams, kwargs: dict[str, Any]
+    llm: EnhancedAsyncLLM, prompt: Any, params: SamplingParams, kwargs: dict[str, Any], chat: bool
 ) -> list[Any]:
-    return [out async for out in llm.generate(prompt, params, uuid.uuid4().hex, **kwargs)]
+    request_id = uuid.uuid4().hex
+    if chat:
+        return [out async for out in llm.generate_chat(prompt, params, request_id, **kwargs)]
+    return [out async for out in llm.generate(prompt, params, request_id, **kwargs)]
 
 
 def _keyed(prompt: Any) -> bool:
@@ -81,12 +87,15 @@ def _raised_by_vllm(error: BaseException) -> bool:
 async def test_generate_survives_hostile_input(
     data: st.DataObject, enhanced_llm: EnhancedAsyncLLM
 ) -> None:
-    prompt = data.draw(vllm_prompts(), label="prompt")
+    chat = data.draw(st.booleans(), label="generate_chat")
+    prompt = data.draw(messages() if chat else vllm_prompts(), label="prompt")
     params = data.draw(sampling(), label="sampling_params")
     kwargs = {k: v for k, v in data.draw(options(), label="options").items() if k != "params"}
     outcome = Outcome()
     try:
-        await bounded("generate", lambda: _generate(enhanced_llm, prompt, params, kwargs), outcome)
+        await bounded(
+            "generate", lambda: _generate(enhanced_llm, prompt, params, kwargs, chat), outcome
+        )
     except VLLMClientError as refused:  # vLLM's own refusal of the request (documented)
         outcome.refuse(refused)
     except (TypeError, ValueError, EngineGenerateError) as refused:
@@ -94,7 +103,7 @@ async def test_generate_survives_hostile_input(
         # untouched, and vLLM's own input checks answer it (a TypeError, which AsyncLLM
         # wraps in its EngineGenerateError).
         cause = refused.__cause__ if isinstance(refused, EngineGenerateError) else refused
-        if _keyed(prompt) or cause is None or not _raised_by_vllm(cause):
+        if chat or _keyed(prompt) or cause is None or not _raised_by_vllm(cause):
             raise
         outcome.refuse(cause)
     # The engine still serves: a normal request, twice (the second from the cache).
@@ -108,3 +117,17 @@ async def test_generate_survives_hostile_input(
     assert reuse_info(again[-1]).kind is ReuseKind.EXACT  # type: ignore[union-attr]
     breakers = enhanced_llm.reuse_engine.stats()["breakers"]
     assert breakers == {"semantic": "closed", "splitter": "closed"}
+
+
+@pytest.mark.parametrize("prompt", [[False], [1, True], {"prompt_token_ids": [True]}])
+async def test_boolean_token_ids_are_refused_before_they_stop_vllm(
+    enhanced_llm: EnhancedAsyncLLM, prompt: Any
+) -> None:
+    """Found by the fuzzing: vLLM 0.32 takes ``[False]`` as a token prompt, and its engine
+    process then fails to decode the request in the thread that reads all requests, so
+    every later request hangs. Refused here first, the engine keeps serving."""
+    with pytest.raises(InvalidTypeError, match=r"token.ids"):
+        await _generate(enhanced_llm, prompt, SamplingParams(max_tokens=2), {}, False)
+    greedy = SamplingParams(temperature=0.0, max_tokens=2)
+    outputs = await _generate(enhanced_llm, "Say yes.", greedy, {}, False)
+    assert outputs[-1].finished

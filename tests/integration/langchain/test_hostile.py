@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.load import dumps
@@ -26,6 +27,8 @@ from tests.hostile import (
     bounded,
     bounded_blocking,
     bounded_sync,
+    component_errors,
+    failure_log,
     fuzz_settings,
     still_serves,
     texts,
@@ -110,15 +113,19 @@ async def _cache_call(cache: SemanticReuseCache, data: st.DataObject, outcome: O
         await bounded(op, lambda: cache.aclear(namespace=namespace), outcome)
 
 
+@pytest.fixture
+def fuzz_engine(make_engine: EngineFactory) -> ReuseEngine:
+    return make_engine()  # type: ignore[no-any-return]
+
+
 @fuzz_settings()
 @given(data=st.data())
-async def test_cache_survives_hostile_input(
-    data: st.DataObject, make_engine: EngineFactory
-) -> None:
-    engine = make_engine()
-    cache = SemanticReuseCache(engine, namespace="lc-fuzz")
-    await _cache_call(cache, data, Outcome())
-    await still_serves(engine)
+async def test_cache_survives_hostile_input(data: st.DataObject, fuzz_engine: ReuseEngine) -> None:
+    cache = SemanticReuseCache(fuzz_engine, namespace="lc-fuzz")
+    before = component_errors(fuzz_engine)
+    with failure_log() as failures:
+        await _cache_call(cache, data, Outcome())
+        await still_serves(fuzz_engine, before, failures)
 
 
 @fuzz_settings()
@@ -128,11 +135,13 @@ def test_sync_cache_survives_hostile_input(data: st.DataObject, sync_engine: Reu
     op = data.draw(st.sampled_from(["lookup", "update"]), label="op")
     prompt, llm = data.draw(cache_prompts(), label="prompt"), data.draw(llm_strings())
     value = data.draw(generations(), label="return_val")
-    if op == "lookup":
-        bounded_blocking(op, lambda: cache.lookup(prompt, llm), Outcome())
-    else:
-        bounded_blocking(op, lambda: cache.update(prompt, llm, value), Outcome())
-    sync_engine.run_sync(still_serves(sync_engine))
+    before = component_errors(sync_engine)
+    with failure_log() as failures:
+        if op == "lookup":
+            bounded_blocking(op, lambda: cache.lookup(prompt, llm), Outcome())
+        else:
+            bounded_blocking(op, lambda: cache.update(prompt, llm, value), Outcome())
+        sync_engine.run_sync(still_serves(sync_engine, before, failures))
 
 
 async def test_cache_misses_what_the_engine_refuses_and_lets_the_model_answer(
@@ -146,6 +155,14 @@ async def test_cache_misses_what_the_engine_refuses_and_lets_the_model_answer(
         assert await cache.alookup(prompt, LLM_STRING) is None
         await cache.aupdate(prompt, LLM_STRING, [Generation(text="an answer")])
         assert await cache.alookup(prompt, LLM_STRING) is None
+    # Found by the fuzzing: generations LangChain itself cannot serialize (content nested
+    # thousands deep) made `update` raise after the model had answered.
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = {"k": deep}
+    unwritable = [ChatGeneration(message=AIMessage(content=[{"type": "weird", "v": deep}]))]
+    await cache.aupdate(dumps([HumanMessage("Hi?")]), LLM_STRING, unwritable)
+    assert await cache.alookup(dumps([HumanMessage("Hi?")]), LLM_STRING) is None
     await still_serves(engine)
 
 
@@ -201,8 +218,10 @@ async def test_chat_model_survives_hostile_input(
     prompt = data.draw(st.one_of(lc_messages(), texts()), label="input")
     kwargs = data.draw(call_kwargs(), label="kwargs")
     op = data.draw(st.sampled_from(MODEL_OPS), label="op")
-    await _model_call(model, op, prompt, kwargs, Outcome())
-    sync_engine.run_sync(still_serves(sync_engine))
+    before = component_errors(sync_engine)
+    with failure_log() as failures:
+        await _model_call(model, op, prompt, kwargs, Outcome())
+        sync_engine.run_sync(still_serves(sync_engine, before, failures))
 
 
 @fuzz_settings()
@@ -215,5 +234,7 @@ async def test_string_llm_survives_hostile_input(
     prompt = data.draw(texts(), label="input")
     kwargs = data.draw(call_kwargs(), label="kwargs")
     op = data.draw(st.sampled_from(MODEL_OPS), label="op")
-    await _model_call(model, op, prompt, kwargs, Outcome())
-    sync_engine.run_sync(still_serves(sync_engine))
+    before = component_errors(sync_engine)
+    with failure_log() as failures:
+        await _model_call(model, op, prompt, kwargs, Outcome())
+        sync_engine.run_sync(still_serves(sync_engine, before, failures))

@@ -17,6 +17,8 @@ from tests.hostile import (
     Outcome,
     bounded,
     bounded_sync,
+    component_errors,
+    failure_log,
     fuzz_settings,
     still_serves,
     texts,
@@ -92,5 +94,7 @@ async def _call(llm: SemanticReuseLLM, op: str, data: st.DataObject, outcome: Ou
 async def test_llm_survives_hostile_input(data: st.DataObject, sync_engine: ReuseEngine) -> None:
     system = data.draw(st.one_of(st.none(), texts(big=False)), label="system_prompt")
     llm = SemanticReuseLLM(client=EngineClient(sync_engine), system_prompt=system)
-    await _call(llm, data.draw(st.sampled_from(OPS), label="op"), data, Outcome())
-    sync_engine.run_sync(still_serves(sync_engine))
+    before = component_errors(sync_engine)
+    with failure_log() as failures:
+        await _call(llm, data.draw(st.sampled_from(OPS), label="op"), data, Outcome())
+        sync_engine.run_sync(still_serves(sync_engine, before, failures))
