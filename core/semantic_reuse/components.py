@@ -15,7 +15,9 @@ from typing import Generic, TypeVar
 
 from semantic_reuse._log import logger
 from semantic_reuse.breaker import CircuitBreaker
+from semantic_reuse.errors import ComponentDisabledError
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.redaction import describe_error
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -42,6 +44,7 @@ class Guarded(Generic[C]):
         self._instance = instance
         self._build = build
         self._building: asyncio.Future[C] | None = None
+        self._failing = False  # the last call failed
 
     @property
     def ready(self) -> C | None:
@@ -60,6 +63,12 @@ class Guarded(Generic[C]):
             self._instance = await asyncio.shield(self._building)
         except asyncio.CancelledError:
             raise
+        except ComponentDisabledError as exc:
+            # Off for the life of the process: said once, never built again.
+            self._build = self._building = None
+            self.metrics.inc("errors_total", component=self.name)
+            logger.warning("{} off: {}", self.name, describe_error(exc, limit=600))
+            return None
         except Exception as exc:
             self.failed(exc)
             self._building = None  # the breaker decides when a new attempt is made
@@ -82,14 +91,20 @@ class Guarded(Generic[C]):
         except Exception as exc:
             self.failed(exc)
             return None
+        self._failing = False
         self.breaker.record_success()
         return result
 
     def failed(self, exc: BaseException) -> None:
-        """Count and report a failure (the breaker logs state changes once each)."""
+        """Count and report a failure (the breaker logs state changes once each; the traceback
+        of the first failure in a row is logged at DEBUG, the next ones in one line)."""
         self.breaker.record_failure(exc)
         self.metrics.inc("errors_total", component=self.name)
-        logger.opt(exception=exc).debug("{} failed; falling through", self.name)
+        if self._failing:
+            logger.debug("{} failed again; falling through: {}", self.name, describe_error(exc))
+        else:
+            logger.opt(exception=exc).debug("{} failed; falling through", self.name)
+        self._failing = True
 
     async def cancel_build(self) -> None:
         if self._building is not None and not self._building.done():

@@ -117,6 +117,12 @@ class CacheConfig(_Section):
     qdrant_path: Path | None = Field(
         default=None, description="Folder of the embedded Qdrant Edge store; None: user cache dir."
     )
+    qdrant_path_in_use: Literal["private", "off"] = Field(
+        default="private",
+        description="When another process has the Edge folder open: 'private' opens a private "
+        "folder beside it (merged back later), 'off' turns semantic reuse off in this process. "
+        "Exact reuse goes on either way; one WARNING line says which.",
+    )
     qdrant_url: str | None = Field(default=None, description="A Qdrant server or cluster URL.")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="semantic_reuse", min_length=1)

@@ -250,9 +250,13 @@ class ReuseEngine:
         await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))
 
     async def flush(self) -> None:
-        """Wait for background stores (to Redis and the vector store)."""
+        """Wait for background stores (to Redis and the vector store), then have the vector
+        store write them to disk: every answer stored before the call is then durable
+        (operations.md, Durability); a store that failed is counted in `errors_total`."""
         await self.pipeline.flush()
         await self.cache.flush()
+        if self.semantic.ready is not None:
+            await self.semantic.call(lambda search: search.store.flush())
 
     def stats(self) -> dict[str, Any]:
         """Lookups and hits per kind and tier, stage latencies, errors per component."""

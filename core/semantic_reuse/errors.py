@@ -15,11 +15,13 @@ from __future__ import annotations
 __all__ = [
     "AnswerDecodeError",
     "AnswerTooLargeError",
+    "ComponentDisabledError",
     "ComponentUnavailableError",
     "ConfigurationError",
     "InvalidRequestError",
     "InvalidTypeError",
     "SemanticReuseError",
+    "StoreInUseError",
     "UsageError",
 ]
 
@@ -50,6 +52,14 @@ class AnswerTooLargeError(SemanticReuseError, ValueError):
 
 class ComponentUnavailableError(SemanticReuseError, RuntimeError):
     """A component cannot be used: a model or package is missing, or it was closed."""
+
+
+class StoreInUseError(ComponentUnavailableError):
+    """An embedded vector store's folder is open in another process."""
+
+
+class ComponentDisabledError(ComponentUnavailableError):
+    """A component that is off for the life of this process: it is not tried again."""
 
 
 class UsageError(SemanticReuseError, RuntimeError):
