@@ -13,7 +13,7 @@
 3. :meth:`Rebuild.launch` starts a child process that builds ``shard/`` from the export, laid
    out as the live folder, and indexes it (:mod:`~semantic_reuse.semantic.edge_child`, at a lower
    CPU priority); the live folder keeps answering. A thread reads the child's output: when the
-   index is built, :meth:`Rebuild.hand_over` (on the worker) writes the journal so far to a file
+   index is built, :meth:`Rebuild.hand_over` (in that thread) writes the journal so far to a file
    that the child replays into the copy before it closes it; when the child has exited,
    :meth:`Rebuild.swap` goes to the worker.
 4. :meth:`Rebuild.swap` closes the live folder, renames it ``<name>.replaced-*``, moves the copy
@@ -38,6 +38,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from semantic_reuse._log import logger
@@ -92,10 +93,10 @@ class Rebuild:
         self.copied += len(items)
         return self._offset is not None
 
-    def launch(self, on_indexed: Callable[[], None], on_exit: Callable[[], None]) -> None:
+    def launch(self, on_exit: Callable[[], None]) -> None:
         """Close the export and build and index the copy in a child process. In another
-        thread: ``on_indexed`` runs once the index is built (then :meth:`hand_over`), and
-        ``on_exit`` once the child has exited (then :meth:`swap`)."""
+        thread: :meth:`hand_over` once the index is built, and ``on_exit`` once the child has
+        exited (then :meth:`swap`, on the worker)."""
         assert self._export is not None
         self._export.close()
         self._export = None
@@ -111,7 +112,7 @@ class Rebuild:
             first = proc.stdout.readline()
             if first.startswith("indexed"):
                 self.indexed = first.split()[1:] == ["optimized"]
-                on_indexed()
+                self.hand_over()
             rest = proc.stdout.read()
             proc.wait()
             err = ""
@@ -124,8 +125,10 @@ class Rebuild:
 
     def hand_over(self) -> None:
         """Give the child the writes made so far, to replay before it closes the copy (the
-        swap then replays only the later ones)."""
-        proc, journal = self._proc, self.live.journal
+        swap then replays only the later ones). Runs in the waiting thread, not the worker:
+        encoding thousands of writes takes a while (the entries are never changed once
+        appended, and copying the list is atomic)."""
+        proc, journal = self._proc, list(self.live.journal or ())
         assert proc is not None
         assert proc.stdin is not None
         try:
@@ -136,7 +139,7 @@ class Rebuild:
                 self._handed = len(journal)
             proc.stdin.close()
         except OSError:
-            pass  # the child is gone: swap() reports it
+            pass  # the child is gone (or killed, the store closing): swap() reports it
 
     def swap(self) -> bool:
         """Put the indexed copy in place of the live folder (it stays open); True when swapped.
@@ -167,8 +170,11 @@ class Rebuild:
             raise
         trash = sibling(folder, "trash")
         os.rename(replaced, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        # Deleting a few hundred MB takes a while: not on the worker (an unfinished deletion
+        # is finished by the next opener).
+        threading.Thread(
+            target=_remove, args=(trash, self.workdir), name="semantic-reuse-edge-rm", daemon=True
+        ).start()
         return True
 
     def abandon(self) -> None:
@@ -235,16 +241,10 @@ class Optimizations:
             rebuild.start()
             while rebuild.copy_step():
                 yield
-            hand_over = functools.partial(self._hand_over, rebuild)
             swap = functools.partial(self._swap, rebuild)
-            submit = self._worker.submit
-            rebuild.launch(functools.partial(submit, hand_over), functools.partial(submit, swap))
+            rebuild.launch(functools.partial(self._worker.submit, swap))
         except Exception as exc:
             self._end(rebuild, error=exc)
-
-    def _hand_over(self, rebuild: Rebuild) -> None:
-        if self.current is rebuild:
-            rebuild.hand_over()
 
     def _swap(self, rebuild: Rebuild) -> None:
         if self.current is not rebuild:
@@ -276,3 +276,8 @@ class Optimizations:
                 "Edge store {}: optimize failed: {}", rebuild.live.folder, describe_error(error)
             )
         rebuild.done.set_exception(error)
+
+
+def _remove(*folders: Path) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
