@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +20,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from semantic_reuse.redaction import redact_url
 
 MiB = 1024 * 1024
+#: ``semantic.embedder`` that routes each text by its script (`semantic_reuse.routes`).
+AUTO_EMBEDDER: Final = "auto"
+
 _URL_FIELDS = ("redis_url", "qdrant_url")  # shown with their passwords masked
 
 CodecFormat = Literal["msgpack", "json"]
@@ -147,10 +150,12 @@ class SemanticConfig(_Section):
     """The embedder, the candidate search and the match guard."""
 
     embedder: str = Field(
-        default="minilm",
+        default=AUTO_EMBEDDER,
         min_length=1,
-        description="'minilm' (bundled all-MiniLM-L6-v2), 'e5' (bundled multilingual "
-        "e5-small, for Chinese and mixed prompts) or a sentence-transformers folder.",
+        description="'auto' (the default: MiniLM for Latin-script text, the multilingual e5 for "
+        "Chinese, mixed and other scripts, each with its own store and verifier), 'minilm' "
+        "(bundled all-MiniLM-L6-v2 for every text), 'e5' (bundled multilingual e5-small for every "
+        "text) or a sentence-transformers folder.",
     )
     embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="onnx-int8",
@@ -169,7 +174,7 @@ class SemanticConfig(_Section):
         "None: the embedder's calibrated margin.",
     )
     verifier: str = Field(
-        default="off",
+        default="bundled",
         min_length=1,
         description="The second stage that scores the search's candidates: 'bundled' (the "
         "verifier shipped for the bundled embedder in use), 'off' (threshold and margin only), "
@@ -240,10 +245,20 @@ class HandlerConfig(BaseSettings):
             return self.semantic.margin
         return calibrated_defaults(self._calibration_key()).margin
 
+    def with_embedder(self, embedder: str) -> HandlerConfig:
+        """A copy that uses `embedder` for every text (one route of ``"auto"``)."""
+        config = self.model_copy(deep=True)
+        config.semantic.embedder = embedder
+        return config
+
     def _calibration_key(self) -> str:
-        """int8 vectors differ from the float model's: they have a calibration of their own."""
-        int8 = self.semantic.embedder == "minilm" and self.semantic.embedder_backend == "onnx-int8"
-        return "minilm-int8" if int8 else self.semantic.embedder
+        """int8 vectors differ from the float model's: they have a calibration of their own.
+        ``"auto"`` reports its English route's (each route has its own config)."""
+        embedder = self.semantic.embedder
+        if embedder == AUTO_EMBEDDER:
+            embedder = "minilm"
+        int8 = embedder == "minilm" and self.semantic.embedder_backend == "onnx-int8"
+        return "minilm-int8" if int8 else embedder
 
 
 @dataclass(frozen=True)

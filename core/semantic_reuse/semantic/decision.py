@@ -187,13 +187,14 @@ class ReusePolicy:
         chosen, probability = max(zip(eligible, scored, strict=True), key=lambda item: item[1])
         probability = float(probability)
         top = cands[chosen]
+        # The guard vetoes a verified candidate, and names why an unverified one differs:
+        # "guard:numbers" tells a user more than "unverified".
+        verdict = self.guard.check(query, top.prompt) if self.guard is not None else None
+        if verdict is not None and not verdict.allowed:
+            reason = f"guard:{verdict.reason}"
+            return MatchDecision(None, top.score, reason, verdict.detail, probability)
         if probability < self.min_probability:
             return MatchDecision(None, top.score, "unverified", None, probability)
-        if self.guard is not None:
-            verdict = self.guard.check(query, top.prompt)
-            if not verdict.allowed:
-                reason = f"guard:{verdict.reason}"
-                return MatchDecision(None, top.score, reason, verdict.detail, probability)
         return MatchDecision(chosen, top.score, "hit", None, probability)
 
 
