@@ -72,6 +72,7 @@ def quality_png(comparison: Mapping[str, Any], path: Path) -> Path:
 #: One colour per speed-bench system, the same in every plot.
 SYSTEM_COLOURS = {
     "edge": "#1f77b4",
+    "edge-cosine": "#aec7e8",
     "edge-onnx": "#17becf",
     "edge-torch": "#2ca02c",
     "qdrant-local": "#9467bd",

@@ -264,6 +264,10 @@ async def run_speed(
         target: Target
         if system == "gptcache":
             target = GPTCacheTarget(variants["edge-torch"][1])
+        elif system == "edge-cosine":  # the default without the verifier: what it costs
+            cosine = config.model_copy(deep=True)
+            cosine.semantic.verifier = "off"
+            target = EngineTarget("edge", cosine, inner, split, options.cache_dir, system)
         elif system in VARIANT_BACKENDS:
             variant_config, variant_inner = variants[system]
             target = EngineTarget(
