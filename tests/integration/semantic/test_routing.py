@@ -23,7 +23,7 @@ async def engine(tmp_path: Path, splitter: Any) -> AsyncIterator[ReuseEngine]:
 async def test_english_and_chinese_paraphrases_with_the_defaults(
     engine: ReuseEngine, tmp_path: Path
 ) -> None:
-    english, multilingual = engine.routes.routes
+    multilingual = engine.routes.routes[1]
     await engine.store("How do I reset my password?", "Click 'Forgot password' in Settings.")
     await engine.flush()
     hit = await engine.lookup("How can I reset my password?")

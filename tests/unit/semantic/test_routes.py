@@ -73,8 +73,9 @@ def test_routes_must_not_be_empty() -> None:
 
 
 def test_auto_calibration_is_the_english_routes() -> None:
-    assert HandlerConfig().reuse_threshold() == HandlerConfig(
-        semantic={"embedder": "minilm"}
-    ).reuse_threshold()
+    assert (
+        HandlerConfig().reuse_threshold()
+        == HandlerConfig(semantic={"embedder": "minilm"}).reuse_threshold()
+    )
     assert HandlerConfig().with_embedder("e5").semantic.embedder == "e5"
     assert HandlerConfig().semantic.embedder == "auto"
