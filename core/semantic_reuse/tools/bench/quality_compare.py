@@ -115,9 +115,9 @@ def verified_sweep(
     verifier: Verifier,
     guard: MatchGuard | None,
 ) -> list[SweepPoint]:
-    """The verified decision at each probability of `VERIFIER_SWEEP`: the most probable
-    candidate above the floor (unless the guard vetoes it) is served when its probability
-    reaches the threshold. Each pair is scored once; the sweep only moves the bar."""
+    """The verified decision at each probability of `VERIFIER_SWEEP`: the best candidate
+    above the floor (unless the guard vetoes it) is served when its probability reaches the
+    threshold. Each pair is scored once; the sweep only moves the bar."""
     policy = ReusePolicy(verifier.floor, 0.0, guard, verifier=verifier, min_probability=0.0)
     best: list[tuple[int | None, float]] = []
     for i, pair in enumerate(pairs):
