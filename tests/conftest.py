@@ -88,7 +88,7 @@ def redis_prefix() -> str:
 async def redis_tier(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisTier]:
     tier = RedisTier(redis_url, prefix=redis_prefix, timeout_s=1.0)
     yield tier
-    await tier.clear()
+    await tier.clear_all()
     await tier.aclose()
 
 

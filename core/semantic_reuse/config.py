@@ -117,6 +117,11 @@ class CacheConfig(_Section):
     )
     shared_memory_bytes: int = Field(default=8 * MiB, ge=64 * 1024)
     shared_memory_entries: int = Field(default=5000, ge=1)
+    shared_memory_secret: Path | None = Field(
+        default=None,
+        description="The user's secret file keying host shared memory (0600, created on first "
+        "use); None: shm-secret in the user's config dir.",
+    )
     qdrant_path: Path | None = Field(
         default=None, description="Folder of the embedded Qdrant Edge store; None: user cache dir."
     )

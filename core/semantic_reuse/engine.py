@@ -35,7 +35,7 @@ from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
 from semantic_reuse.planning import ReuseDecision
-from semantic_reuse.request import ReuseRequest
+from semantic_reuse.request import ReuseRequest, validate_namespace
 from semantic_reuse.routes import SemanticRoutes
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
@@ -238,7 +238,9 @@ class ReuseEngine:
         return False
 
     async def clear(self, namespace: str) -> None:
-        """Forget every answer of a namespace (tenant)."""
+        """Forget every answer of a namespace (tenant): its exact answers in every tier and
+        its vector points. Other namespaces keep theirs; a falsy namespace is refused."""
+        validate_namespace(namespace)
         await self.cache.clear(namespace)
         for route in self.routes.routes:
             await route.call(lambda s: s.store.delete_namespace(namespace))

@@ -1,14 +1,18 @@
 """L2: answers in Redis, shared by processes and hosts, behind a circuit breaker.
 
 Keys are ``{prefix}:{namespace}:{hash id}``; values are `AnswerCodec` bytes with a
-TTL. Every call has a deadline (connect included) and goes through a breaker, so
-when Redis is down the requests skip it at once instead of each paying a timeout;
-a trial call after a back-off closes the breaker again when Redis is back.
+TTL. `clear(namespace)` removes one tenant's keys (a namespace holds no ``:``, so no
+tenant's pattern matches another's); a falsy namespace is refused, and removing every
+tenant's keys of the prefix takes `clear_all()`. Every call has a deadline (connect
+included) and goes through a breaker, so when Redis is down the requests skip it at once
+instead of each paying a timeout; a trial call after a back-off closes the breaker again
+when Redis is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -18,6 +22,7 @@ from semantic_reuse.answer import AnswerCodec, AnswerDecodeError, AnswerTooLarge
 from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.request import validate_namespace
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -32,6 +37,7 @@ class _Skipped:
 
 
 SKIPPED = _Skipped()
+_GLOB = re.compile(r"[\\*?\[\]^]")  # what Redis' glob patterns give a meaning to
 
 
 class RedisTier:
@@ -170,10 +176,23 @@ class RedisTier:
         )
         return not isinstance(result, _Skipped) and bool(result)
 
-    async def clear(self, namespace: str | None = None) -> int:
-        """Remove this prefix's keys of one namespace (or all); -1 when Redis is unavailable."""
-        pattern = f"{self.prefix}:{namespace}:*" if namespace else f"{self.prefix}:*"
+    def _pattern(self, namespace: str | None) -> str:
+        """The SCAN pattern of one namespace's keys (None: every namespace's)."""
+        prefix = _GLOB.sub(r"\\\g<0>", self.prefix)  # a prefix is matched literally
+        if namespace is None:
+            return f"{prefix}:*"
+        return f"{prefix}:{validate_namespace(namespace)}:*"
 
+    async def clear(self, namespace: str) -> int:
+        """Remove one namespace's keys of this prefix; how many, -1 when Redis is
+        unavailable. A falsy namespace is refused (every namespace's keys: `clear_all`)."""
+        return await self._scan_unlink(self._pattern(validate_namespace(namespace)))
+
+    async def clear_all(self) -> int:
+        """Remove every namespace's keys of this prefix (other prefixes are untouched)."""
+        return await self._scan_unlink(self._pattern(None))
+
+    async def _scan_unlink(self, pattern: str) -> int:
         async def scan_and_unlink() -> int:
             removed = 0
             batch: list[bytes] = []
@@ -199,8 +218,9 @@ class RedisTier:
         return removed
 
     async def count(self, namespace: str | None = None) -> int:
-        """Number of this prefix's keys (a SCAN: for stats and tests, not the hot path)."""
-        pattern = f"{self.prefix}:{namespace}:*" if namespace else f"{self.prefix}:*"
+        """Number of this prefix's keys of one namespace, or of all when None (a SCAN: for
+        stats and tests, not the hot path)."""
+        pattern = self._pattern(namespace)
         try:
             return sum([1 async for _ in self._client.scan_iter(match=pattern, count=1000)])
         except Exception:

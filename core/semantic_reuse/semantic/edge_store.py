@@ -37,6 +37,7 @@ from semantic_reuse.errors import (
     InvalidTypeError,
 )
 from semantic_reuse.redaction import describe_error
+from semantic_reuse.request import validate_namespace
 from semantic_reuse.semantic.edge_folder import EdgeFolder, EdgeItem
 from semantic_reuse.semantic.edge_optimize import OptimizePolicy, Optimizer
 from semantic_reuse.semantic.store import (
@@ -202,7 +203,7 @@ class EdgeStore(AsyncCloseable):
             await self._run(self._edge.delete, uuids)
 
     async def delete_namespace(self, namespace: str) -> int | None:
-        check_type(namespace, str, "namespace")
+        validate_namespace(namespace)  # never a falsy one: that is no tenant
         return await self._run(self._edge.delete_namespace, namespace)
 
     async def delete_older_than(self, timestamp: float) -> None:

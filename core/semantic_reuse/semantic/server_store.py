@@ -26,6 +26,7 @@ from semantic_reuse.errors import (
     InvalidRequestError,
     InvalidTypeError,
 )
+from semantic_reuse.request import validate_namespace
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
     F_EXPIRES_AT,
@@ -215,7 +216,7 @@ class QdrantServerStore(AsyncCloseable):
         """Delete a namespace; the count is taken just before, so concurrent writes blur it."""
         from qdrant_client import models
 
-        flt = self._namespace_filter(check_type(namespace, str, "namespace"))
+        flt = self._namespace_filter(validate_namespace(namespace))
         client = await self._ensure()
         found = (await client.count(self.collection, count_filter=flt, exact=True)).count
         if found:

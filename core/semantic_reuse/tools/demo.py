@@ -175,7 +175,7 @@ async def run_demo(redis_url: str | None, console: Console, *, model: Path | Non
                 default_engine_args(path), handler_config=config
             )
             await llm.reuse_engine.warm_up()
-            await llm.reuse_engine.cache.clear()
+            await llm.reuse_engine.cache.clear_all()
         console.print(f"EnhancedAsyncLLM ready in {time.perf_counter() - start:.0f} s ({path})")
         try:
             for i, (shows, tenant, question) in enumerate(SESSION):
@@ -186,7 +186,7 @@ async def run_demo(redis_url: str | None, console: Console, *, model: Path | Non
             await _chinese(llm, session, config, Path(folder), console)
             console.print(session.table())
             console.print(session.totals())
-            await llm.reuse_engine.cache.clear()
+            await llm.reuse_engine.cache.clear_all()
         finally:
             await close(llm, console)
             del llm  # shut vLLM down now, not in a finalizer at interpreter exit
