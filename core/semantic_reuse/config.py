@@ -207,6 +207,12 @@ class SemanticConfig(_Section):
     timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of one embed + search (after the first load)."
     )
+    store_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Deadline of one batch of durable records (embed + upsert), written in the "
+        "background off the request path: a busy machine must not drop answers.",
+    )
 
 
 class HandlerConfig(BaseSettings):

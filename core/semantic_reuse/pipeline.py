@@ -170,8 +170,11 @@ class Pipeline:
                 (request.hash_id, request.semantic_text, answer, known.get(request.hash_id))
             )
         ttl = self.config.cache.vector_ttl_s
+        # Not on any request's path: a batch embedded on a loaded machine may take longer than
+        # a lookup's deadline, and an answer dropped here is lost for paraphrase reuse.
+        deadline = self.config.semantic.store_timeout_s
         for (route, scope), group in groups.items():
-            await route.call(functools.partial(_add_many, group, scope, ttl))
+            await route.call(functools.partial(_add_many, group, scope, ttl), timeout_s=deadline)
 
     async def flush(self) -> None:
         """Wait for the background stores of this pipeline."""
