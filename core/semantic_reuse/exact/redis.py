@@ -73,6 +73,13 @@ class RedisTier:
             raise InvalidRequestError("timeout_s must be > 0")
         if ttl_s is not None and ttl_s <= 0:
             raise InvalidRequestError("ttl_s must be > 0 or None")
+        if cluster and client is not None:
+            from redis.asyncio.cluster import RedisCluster
+
+            if not isinstance(client, RedisCluster):
+                raise InvalidTypeError(
+                    f"client must be a RedisCluster with cluster=True, got {type(client).__name__}"
+                )
         if client is None and cluster:
             client = _cluster_client(url, timeout_s, max_connections)
         elif client is None:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio
 
 from semantic_reuse import CachedAnswer, HandlerConfig
 from semantic_reuse.spi import MultiLevelCacheManager, RedisTier
@@ -143,3 +144,12 @@ async def test_a_fresh_tier_takes_a_burst_of_concurrent_calls(
         finally:
             await tier.clear_all()
             await tier.aclose()
+
+
+async def test_a_client_of_ones_own_must_be_a_cluster_client(redis_url: str) -> None:
+    plain = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        with pytest.raises(TypeError, match="client must be a RedisCluster"):
+            RedisTier(redis_url, client=plain, cluster=True)
+    finally:
+        await plain.aclose()
