@@ -53,6 +53,14 @@ class LocalRedisCluster:
         return f"redis://{self.servers[0].address}/0"
 
     def start(self) -> None:
+        """Start and join the servers; on failure, stop what was started and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         binary = shutil.which("redis-server") or "redis-server"
         count = self.masters * (1 + self.replicas)
         ports = _free_ports(2 * count)
