@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantic_reuse.redaction import redact_url
@@ -27,6 +27,19 @@ _URL_FIELDS = ("redis_url", "qdrant_url")  # shown with their passwords masked
 
 CodecFormat = Literal["msgpack", "json"]
 CompoundStrategy = Literal["decompose", "whole"]
+
+
+def cluster_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a Redis Cluster node (None when it can): a cluster speaks TCP
+    and has only database 0."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return "a cluster is reached by redis:// or rediss://, not unix://"
+    if parts.path.strip("/") not in ("", "0"):
+        return "a cluster has only database 0"
+    return None
 
 
 class _Section(BaseModel):
@@ -99,6 +112,11 @@ class CacheConfig(_Section):
     redis_url: str | None = Field(
         default=None, description="redis:// or rediss:// URL; None: no L2."
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="`redis_url` names one node of a Redis Cluster (the client finds the rest); "
+        "each namespace's keys share one hash slot.",
+    )
     redis_prefix: str = Field(default="semantic_reuse", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     redis_ttl_s: float | None = Field(default=86_400.0, gt=0)
     max_value_bytes: int = Field(
@@ -128,6 +146,24 @@ class CacheConfig(_Section):
     qdrant_url: str | None = Field(default=None, description="A Qdrant server or cluster URL.")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="semantic_reuse", min_length=1)
+    qdrant_shards: int | None = Field(
+        default=None,
+        ge=1,
+        description="Shards of a collection this store creates; None: the server's default.",
+    )
+    qdrant_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies of each shard in a collection this store "
+        "creates; None: the server's default (1).",
+    )
+    qdrant_write_consistency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas that must confirm a write (the collection's "
+        "write_consistency_factor) in a collection this store creates; None: the server's "
+        "default (1).",
+    )
     vector_ttl_s: float | None = Field(default=None, gt=0)
     default_model: str = Field(
         default="default",
@@ -143,6 +179,16 @@ class CacheConfig(_Section):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _check_cluster_url(self) -> Self:
+        """A Redis Cluster has only database 0 and no unix sockets: said at load time, not
+        at the first request."""
+        if self.redis_cluster and self.redis_url is not None:
+            problem = cluster_url_problem(self.redis_url)
+            if problem:
+                raise ValueError(f"redis_url with redis_cluster: {problem}")
+        return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():

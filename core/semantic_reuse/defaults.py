@@ -59,6 +59,9 @@ def build_store(config: HandlerConfig, embedder_name: str, dim: int) -> VectorSt
             api_key=key,
             collection=f"{cache.qdrant_collection}-{slug}",
             dim=dim,
+            shard_number=cache.qdrant_shards,
+            replication_factor=cache.qdrant_replication_factor,
+            write_consistency_factor=cache.qdrant_write_consistency,
         )
     from semantic_reuse.semantic.edge_store import open_edge_store
 
