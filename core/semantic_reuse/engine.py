@@ -35,7 +35,7 @@ from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
 from semantic_reuse.planning import ReuseDecision
-from semantic_reuse.request import ReuseRequest
+from semantic_reuse.request import ReuseRequest, validate_namespace
 from semantic_reuse.routes import SemanticRoutes
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
@@ -212,6 +212,16 @@ class ReuseEngine:
         await self.cache.invalidate(request.hash_id, namespace=request.namespace)
         route = self.routes.for_text(request.semantic_text)
         await route.call(lambda s: s.store.delete([request.hash_id]))
+
+    async def invalidate_id(self, hash_id: str, namespace: str) -> None:
+        """Forget the answer stored under `hash_id` (``ReuseInfo.hash_id``) in `namespace`,
+        in every tier and every vector store this process has opened."""
+        if not isinstance(hash_id, str) or not hash_id:
+            raise InvalidRequestError(f"hash_id must be a non-empty str, got {hash_id!r}")
+        await self.cache.invalidate(hash_id, namespace=validate_namespace(namespace))
+        for route in self.routes.routes:
+            if route is self.semantic or route.ready is not None:
+                await route.call(lambda s: s.store.delete([hash_id]))
 
     async def feedback(self, matched_id: str, correct: bool) -> bool:
         """Report whether an answer served as a paraphrase was right.
