@@ -115,3 +115,31 @@ def test_metrics_and_admin(served: Served, space: dict[str, str]) -> None:
         assert http.post("/v1/chat/completions", json=_body("Why is the sky blue?")).headers[
             "x-semantic-reuse"] == "miss"  # fmt: skip
         _error(http.post("/admin/invalidate", json={"older_than_s": "x"}, headers=admin), 400)
+
+
+def test_a_tool_call_is_replayed_only_to_the_same_tools(
+    served: Served, space: dict[str, str]
+) -> None:
+    """`tool_choice: "required"` makes even the small model call a tool (vLLM constrains the
+    output); the same request gets the same call back, other tools get a call of their own."""
+
+    def call(name: str) -> tuple[str, dict[str, Any]]:
+        function = {
+            "name": name,
+            "description": "looks it up",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+        body = _body(tools=[{"type": "function", "function": function}],
+                     tool_choice="required", max_tokens=64)  # fmt: skip
+        response = http.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        calls = response.json()["choices"][0]["message"]["tool_calls"]
+        return response.headers["x-semantic-reuse"], calls[0]["function"]
+
+    with httpx.Client(base_url=served.url, headers={**ACME, **space}, timeout=300) as http:
+        kind, first = call("lookup")
+        assert (kind, first["name"]) == ("miss", "lookup")
+        kind, again = call("lookup")
+        assert (kind, again) == ("exact", first)
+        kind, other = call("search")
+        assert (kind, other["name"]) == ("miss", "search")
