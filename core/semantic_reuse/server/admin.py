@@ -93,7 +93,11 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 async def read_json(receive: Receive, limit: int) -> dict[str, Any]:
     """The body as a JSON object; 400 when it is not one."""
-    body = await read_body(receive, limit)
+    return parse_json(await read_body(receive, limit))
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """`body` as a JSON object; 400 when it is not one."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

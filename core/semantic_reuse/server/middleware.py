@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semantic_reuse.outcome import ReuseInfo
 from semantic_reuse.server.admin import PREFIX as ADMIN_PREFIX
-from semantic_reuse.server.admin import handle_admin, read_json
+from semantic_reuse.server.admin import handle_admin, parse_json, read_body
 from semantic_reuse.server.context import ServerContext, context_of
 from semantic_reuse.server.errors import HTTPError, send_error
 from semantic_reuse.server.slot import CHAT, COMPLETIONS, CURRENT, RequestSlot
@@ -72,7 +72,8 @@ class ReuseMiddleware:
         endpoint = REUSE_PATHS.get(path)
         if endpoint is None or scope["method"] != "POST":
             return slot, None
-        data = await read_json(receive, context.config.max_body_bytes)
+        body = await read_body(receive, context.config.max_body_bytes)
+        data = parse_json(body)
         model = data.get("model")
         if isinstance(model, str) and model not in await _models(context):
             raise HTTPError(404, f"The model `{model}` does not exist.",
@@ -84,7 +85,7 @@ class ReuseMiddleware:
         slot.no_cache, slot.no_store = "no-cache" in directives, "no-store" in directives
         slot.threshold = _threshold(headers.get(context.config.threshold_header),
                                     context.config.threshold_header)  # fmt: skip
-        return slot, json.dumps(data).encode()
+        return slot, body  # handed on as the client sent it
 
 
 async def _models(context: ServerContext) -> Collection[str]:
