@@ -46,6 +46,7 @@ def workload(n: int, topics: int, seed: int = 7) -> list[str]:
 @dataclass
 class LoadStats:
     ttft_s: list[float] = field(default_factory=list)
+    ttft_by_kind: dict[str, list[float]] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -54,9 +55,14 @@ class LoadStats:
     def summary(self) -> dict[str, Any]:
         ttft = sorted(self.ttft_s)
 
-        def pct(q: float) -> float | None:
-            return round(ttft[min(len(ttft) - 1, int(q * len(ttft)))], 3) if ttft else None
+        def pct(q: float, values: list[float] = ttft) -> float | None:
+            ordered = sorted(values)
+            return (
+                round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
+            )
 
+        by_kind = {k: {"p50_s": pct(0.5, v), "p99_s": pct(0.99, v)}
+                   for k, v in sorted(self.ttft_by_kind.items())}  # fmt: skip
         done = len(ttft)
         reused = sum(n for k, n in self.kinds.items() if k not in ("miss", "none"))
         return {
@@ -64,7 +70,7 @@ class LoadStats:
             "requests_per_s": round(done / self.wall_s, 2) if self.wall_s else None,
             "ttft_p50_s": pct(0.5), "ttft_p99_s": pct(0.99),
             "reused": reused, "generated": done - reused, "kinds": dict(sorted(self.kinds.items())),
-            "errors": self.errors,
+            "ttft_by_kind": by_kind, "errors": self.errors,
         }  # fmt: skip
 
 
@@ -105,8 +111,10 @@ async def run_load(
 async def one(http: Any, body: dict[str, Any], stats: LoadStats) -> None:
     sent = time.perf_counter()
     first: float | None = None
+    phase = "before the response"
     try:
         async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            phase = "in the stream"
             if response.status_code != 200:
                 await response.aread()
                 raise RuntimeError(f"HTTP {response.status_code}")
@@ -123,10 +131,11 @@ async def one(http: Any, body: dict[str, Any], stats: LoadStats) -> None:
                 raise RuntimeError("stream ended early")
     except Exception as exc:  # every failure is counted, by kind
         stats.failed += 1
-        name = str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__
+        name = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__} {phase}"
         stats.errors[name] = stats.errors.get(name, 0) + 1
         return
     stats.ttft_s.append(first - sent)
+    stats.ttft_by_kind.setdefault(kind, []).append(first - sent)
     stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
 
 
