@@ -129,10 +129,20 @@ def info_headers(prefix: str, info: ReuseInfo) -> list[tuple[str, str]]:
     return headers
 
 
+def public_info(info: ReuseInfo) -> dict[str, Any]:
+    """The reuse info a client sees: all of it but the matched prompts, which are other
+    requests' questions (of the same tenant, maybe of other users)."""
+    data = info.to_dict()
+    data.pop("matched_prompt", None)
+    for clause in data["clauses"]:
+        clause.pop("matched_prompt", None)
+    return data
+
+
 def with_info(document: Any, field: str, info: ReuseInfo) -> Any:
     """A response (or chunk) object with the reuse info added, when it is one."""
     if isinstance(document, dict) and "choices" in document:
-        document[field] = info.to_dict()
+        document[field] = public_info(info)
     return document
 
 

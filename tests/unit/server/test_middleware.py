@@ -201,3 +201,15 @@ async def test_no_keys_means_no_key_asked_and_header_namespace() -> None:
         assert [s.namespace for s in app.seen] == ["default", "solo"]
     finally:
         await app.engine.aclose()
+
+
+def test_the_matched_prompt_stays_on_the_server() -> None:
+    from semantic_reuse.outcome import ClauseOutcome
+    from semantic_reuse.server.middleware import public_info
+
+    clause = ClauseOutcome("b?", ReuseKind.SEMANTIC, "vector", 0.9, "someone else's b?", "id2")
+    info = ReuseInfo(ReuseKind.SEMANTIC, "vector", 0.9, "someone else's question", (clause,),
+                     matched_id="id1")  # fmt: skip
+    shown = json.dumps(public_info(info))
+    assert "someone else" not in shown
+    assert json.loads(shown)["matched_id"] == "id1"

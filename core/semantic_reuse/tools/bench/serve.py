@@ -84,7 +84,10 @@ async def run_load(
     questions = workload(100_000, topics)
     stats = LoadStats()
     counter = iter(range(len(questions)))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # A connection idle longer than the server's keep-alive (uvicorn under vLLM: 5 s) may be
+    # closed by the server just as a request goes out on it; clients drop theirs before that.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients,
+                          keepalive_expiry=2.0)  # fmt: skip
     headers = {"authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=600,
                                  headers=headers) as http:  # fmt: skip
