@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ class LoadStats:
 
 async def run_load(
     base_url: str, model: str, *, clients: int, duration_s: float, max_tokens: int,
-    api_key: str = "EMPTY", topics: int = 64,
+    api_key: str = "EMPTY", topics: int = 256,
 ) -> dict[str, Any]:  # fmt: skip
     """`clients` streaming clients for `duration_s`; returns `LoadStats.summary()`."""
     import httpx
@@ -169,15 +170,19 @@ def stop_server(process: Any) -> None:
 
 
 def run_bench_serve(
-    out: Path, *, clients: int, duration_s: float, max_tokens: int, port: int
+    out: Path, *, clients: int, duration_s: float, max_tokens: int, port: int, topics: int = 256
 ) -> dict[str, Any]:
-    """Both servers on the default model, one after the other, the same load each."""
+    """Both servers on the default model, one after the other, the same load each; the
+    reuse server starts with an empty vector store of its own (under `out`)."""
     from semantic_reuse.vllm.model import MODEL_NAME, prepare_default_model
 
     model = str(prepare_default_model())
     out.mkdir(parents=True, exist_ok=True)
+    store = out / "qdrant"
+    if store.exists():
+        shutil.rmtree(store)
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-           "HF_HUB_OFFLINE": "1"}  # fmt: skip
+           "HF_HUB_OFFLINE": "1", "SEMANTIC_REUSE_CACHE__QDRANT_PATH": str(store)}  # fmt: skip
     flags = ["--served-model-name", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
              "--dtype", "bfloat16", "--enforce-eager", "--max-model-len", "2048"]  # fmt: skip
     servers = {
@@ -187,14 +192,15 @@ def run_bench_serve(
                        "--model", model, *flags],
     }  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    results: dict[str, Any] = {"clients": clients, "duration_s": duration_s,
+    results: dict[str, Any] = {"clients": clients, "duration_s": duration_s, "topics": topics,
                                "max_tokens": max_tokens, "model": MODEL_NAME}  # fmt: skip
     for name, command in servers.items():
         log = out / f"{name.split()[0]}.log"
         process = start_server(command, env, log, url)
         try:
             results[name] = asyncio.run(run_load(
-                url, MODEL_NAME, clients=clients, duration_s=duration_s, max_tokens=max_tokens
+                url, MODEL_NAME, clients=clients, duration_s=duration_s, max_tokens=max_tokens,
+                topics=topics,
             ))  # fmt: skip
         finally:
             stop_server(process)
@@ -208,6 +214,7 @@ def add_serve_bench(suites: Any) -> None:
     load.add_argument("--clients", type=int, default=64)
     load.add_argument("--duration", type=float, default=60.0, help="seconds per server")
     load.add_argument("--max-tokens", type=int, default=32)
+    load.add_argument("--topics", type=int, default=256, help="distinct subjects asked")
     load.add_argument("--port", type=int, default=8765)
     load.add_argument("--out", type=Path, default=Path("bench-serve"), help="JSON and logs")
     load.set_defaults(run=_bench_serve)
@@ -216,6 +223,7 @@ def add_serve_bench(suites: Any) -> None:
 def _bench_serve(args: argparse.Namespace, console: Any) -> int:
     with console.status(f"{args.clients} streaming clients, {args.duration:g} s per server..."):
         report = run_bench_serve(args.out, clients=args.clients, duration_s=args.duration,
-                                 max_tokens=args.max_tokens, port=args.port)  # fmt: skip
+                                 max_tokens=args.max_tokens, port=args.port,
+                                 topics=args.topics)  # fmt: skip
     console.print_json(json.dumps(report))
     return 0
