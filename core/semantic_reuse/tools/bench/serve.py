@@ -65,7 +65,7 @@ class LoadStats:
         by_kind = {k: {"p50_s": pct(0.5, v), "p99_s": pct(0.99, v)}
                    for k, v in sorted(self.ttft_by_kind.items())}  # fmt: skip
         done = len(ttft)
-        reused = sum(n for k, n in self.kinds.items() if k not in ("miss", "none"))
+        reused = sum(n for k, n in self.kinds.items() if k.split("/")[0] not in ("miss", "none"))
         return {
             "completed": done, "failed": self.failed,
             "requests_per_s": round(done / self.wall_s, 2) if self.wall_s else None,
@@ -123,6 +123,8 @@ async def one(http: Any, body: dict[str, Any], stats: LoadStats) -> None:
                 await response.aread()
                 raise RuntimeError(f"HTTP {response.status_code}")
             kind = response.headers.get("x-semantic-reuse", "none")
+            if tier := response.headers.get("x-semantic-reuse-tier"):
+                kind = f"{kind}/{tier}"  # exact/inflight: waited for an identical request
             done = False
             async for line in response.aiter_lines():
                 if line == "data: [DONE]":
