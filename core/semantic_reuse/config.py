@@ -9,6 +9,7 @@ pydantic's ``ValidationError`` (a ``ValueError``) naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,56 @@ class SemanticConfig(_Section):
     )
 
 
+_HEADER = r"^[a-z0-9][a-z0-9\-]{0,63}$"
+_NAMESPACE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+
+
+class ServerConfig(_Section):
+    """`semantic-reuse serve`: tenants and their API keys, the admin key, the header names.
+
+    `repr` and `str` show keys as ``**********`` (they are `SecretStr`), and a validation
+    error does not quote the value it refused.
+    """
+
+    model_config = ConfigDict(**_Section.model_config, hide_input_in_errors=True)
+
+    tenants: dict[str, list[SecretStr]] = Field(
+        default_factory=dict,
+        description="Tenant (namespace) -> its API keys. A request's bearer key names its "
+        "tenant; answers never cross tenants. Empty: no key is asked and the server binds to "
+        "loopback only.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="The bearer key of the /admin endpoints; None: they are off."
+    )
+    namespace_header: str = Field(default="x-semantic-reuse-namespace", pattern=_HEADER)
+    threshold_header: str = Field(default="x-semantic-reuse-threshold", pattern=_HEADER)
+    info_header: str = Field(default="x-semantic-reuse", pattern=_HEADER)
+    info_field: str = Field(default="semantic_reuse", pattern=r"^[a-z_][a-z0-9_]{0,63}$")
+    max_body_bytes: int = Field(default=4 * MiB, ge=1024)
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="The key the gateway (`serve --upstream`) sends upstream."
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _check_tenants(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        seen: set[str] = set()
+        for tenant, keys in value.items():
+            if not re.match(_NAMESPACE, tenant):
+                raise ValueError("a tenant must be a namespace: letters, digits, '_', '-', '.'")
+            for key in keys:
+                secret = key.get_secret_value()
+                if not secret or secret in seen:
+                    raise ValueError("API keys must be non-empty and each name one tenant")
+                seen.add(secret)
+        return value
+
+    def key_tenants(self) -> dict[str, str]:
+        """API key -> tenant."""
+        return {k.get_secret_value(): t for t, keys in self.tenants.items() for k in keys}
+
+
 class HandlerConfig(BaseSettings):
     """The whole configuration of a reuse handler (engine, cache tiers, splitter)."""
 
@@ -276,6 +327,7 @@ class HandlerConfig(BaseSettings):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     similarity_threshold: float | None = Field(
         default=None,
         ge=0.0,

@@ -213,6 +213,16 @@ class ReuseEngine:
         route = self.routes.for_text(request.semantic_text)
         await route.call(lambda s: s.store.delete([request.hash_id]))
 
+    async def invalidate_id(self, hash_id: str, namespace: str) -> None:
+        """Forget the answer stored under `hash_id` (``ReuseInfo.hash_id``) in `namespace`,
+        in every tier and every vector store this process has opened."""
+        if not isinstance(hash_id, str) or not hash_id:
+            raise InvalidRequestError(f"hash_id must be a non-empty str, got {hash_id!r}")
+        await self.cache.invalidate(hash_id, namespace=validate_namespace(namespace))
+        for route in self.routes.routes:
+            if route is self.semantic or route.ready is not None:
+                await route.call(lambda s: s.store.delete([hash_id]))
+
     async def feedback(self, matched_id: str, correct: bool) -> bool:
         """Report whether an answer served as a paraphrase was right.
 
