@@ -20,7 +20,8 @@ from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.planning import Plan, ReuseDecision
 from semantic_reuse.request import QUESTION_MAX_CHARS, ReuseRequest
-from semantic_reuse.semantic.search import TOO_LONG, SimilaritySearchHelper, SimilaritySearchResult
+from semantic_reuse.routes import SemanticComponent, SemanticRoutes
+from semantic_reuse.semantic.search import TOO_LONG, SimilaritySearchResult
 from semantic_reuse.semantic.store import ScopeFilter
 
 
@@ -42,13 +43,13 @@ class Analyzer:
         self,
         config: HandlerConfig,
         cache: MultiLevelCacheManager,
-        semantic: Guarded[SimilaritySearchHelper],
+        routes: SemanticRoutes,
         splitter: Guarded[AsyncConjunctionExtractor],
         metrics: Metrics,
     ) -> None:
         self.config = config
         self.cache = cache
-        self.semantic = semantic
+        self.routes = routes
         self.splitter = splitter
         self.metrics = metrics
 
@@ -96,7 +97,8 @@ class Analyzer:
         )
         split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
         try:
-            found = await self.semantic.call(
+            route = self.routes.for_text(request.semantic_text)
+            found = await route.call(
                 lambda s: s.search_many([request.semantic_text], top_k, threshold, scope=scope)
             )
             # The durable record of this very request, when there is one, is among the
@@ -137,11 +139,15 @@ class Analyzer:
             return
         texts = [subs[i].semantic_text for i in todo]
         top_k = self.config.semantic.top_k
-        found = await self.semantic.call(
-            lambda s: s.search_many(texts, top_k, threshold, scope=scope)
-        )
-        for i, result in zip(todo, found or [], strict=False):
-            plan.set_clause_search(i, result)
+
+        async def search(route: SemanticComponent, which: list[int]) -> None:
+            part = [texts[j] for j in which]
+            found = await route.call(lambda s: s.search_many(part, top_k, threshold, scope=scope))
+            for j, result in zip(which, found or [], strict=False):
+                plan.set_clause_search(todo[j], result)
+
+        # Clauses of one question may be in two scripts: each route searches its own, at once.
+        await asyncio.gather(*(search(r, which) for r, which in self.routes.partition(texts)))
 
     def _finish(self, plan: Plan, start: float) -> ReuseDecision:
         elapsed = time.perf_counter() - start
@@ -165,7 +171,8 @@ class Analyzer:
         """The vector store's point by hash id: the durable record, it survives restarts."""
         if not self.config.features.enable_exact_cache:
             return None
-        answer = await self.semantic.call(lambda s: s.get(request.hash_id))
+        route = self.routes.for_text(request.semantic_text)
+        answer = await route.call(lambda s: s.get(request.hash_id))
         return None if answer is None else self._promote(request, answer)
 
     def _durable_among(

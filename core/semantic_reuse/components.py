@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from semantic_reuse._log import logger
 from semantic_reuse.breaker import CircuitBreaker
@@ -75,8 +75,16 @@ class Guarded(Generic[C]):
             return None
         return self._instance
 
-    async def call(self, fn: Callable[[C], Awaitable[T]]) -> T | None:
-        """`fn(component)` under the breaker and the deadline; None if skipped or failed."""
+    async def call(
+        self,
+        fn: Callable[[C], Awaitable[T]],
+        *,
+        timeout_s: float | Literal["default"] | None = "default",
+    ) -> T | None:
+        """`fn(component)` under the breaker and the deadline (the component's, unless
+        `timeout_s` names another: writes off the request path get a longer one); None if
+        skipped or failed."""
+        deadline = self.timeout_s if timeout_s == "default" else timeout_s
         if not self.breaker.allow():
             self.metrics.inc("skipped_total", component=self.name)
             return None
@@ -84,7 +92,7 @@ class Guarded(Generic[C]):
         if component is None:
             return None
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(deadline):
                 result = await fn(component)
         except asyncio.CancelledError:
             raise

@@ -27,7 +27,7 @@ from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.defaults import build_search_helper, build_splitter
+from semantic_reuse.defaults import build_splitter
 from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, UsageError
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.metrics import Metrics
@@ -35,7 +35,8 @@ from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseHit, ReuseResult
 from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
 from semantic_reuse.planning import ReuseDecision
-from semantic_reuse.request import ReuseRequest
+from semantic_reuse.request import ReuseRequest, validate_namespace
+from semantic_reuse.routes import SemanticRoutes
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
@@ -60,18 +61,7 @@ class ReuseEngine:
             metrics = cache.metrics if cache else search.metrics if search else Metrics()
         self.metrics = metrics
         self.cache = cache or MultiLevelCacheManager.from_config(self.config, metrics=self.metrics)
-        self.semantic: Guarded[SimilaritySearchHelper] = Guarded(
-            "semantic",
-            breaker=CircuitBreaker.from_config("semantic", self.config.performance),
-            metrics=self.metrics,
-            instance=search,
-            build=(
-                functools.partial(build_search_helper, self.config, self.metrics)
-                if self.config.features.enable_semantic_reuse
-                else None
-            ),
-            timeout_s=self.config.semantic.timeout_s,
-        )
+        self.routes = SemanticRoutes.from_config(self.config, self.metrics, search=search)
         self.splitter: Guarded[AsyncConjunctionExtractor] = Guarded(
             "splitter",
             breaker=CircuitBreaker.from_config("splitter", self.config.performance),
@@ -80,7 +70,7 @@ class ReuseEngine:
             build=functools.partial(build_splitter, self.config),
         )
         self.pipeline = Pipeline(
-            Analyzer(self.config, self.cache, self.semantic, self.splitter, self.metrics)
+            Analyzer(self.config, self.cache, self.routes, self.splitter, self.metrics)
         )
         self._runner = SyncRunner()
         self._closed = False
@@ -96,6 +86,11 @@ class ReuseEngine:
         """Load the embedder, open the vector store and load the splitter now rather than
         on the first request."""
         await asyncio.gather(self.semantic.get(), self.splitter.get())
+
+    @property
+    def semantic(self) -> Guarded[SimilaritySearchHelper]:
+        """The semantic component of English text (with one embedder: of every text)."""
+        return self.routes.primary
 
     # -- public API ------------------------------------------------------------------
     # Each method takes the per-request options as `options=` or as keywords
@@ -215,7 +210,18 @@ class ReuseEngine:
         """Forget the answer stored for exactly this request, in every tier."""
         request = self.request(prompt, ReuseOptions.of(options, **option_kwargs))
         await self.cache.invalidate(request.hash_id, namespace=request.namespace)
-        await self.semantic.call(lambda s: s.store.delete([request.hash_id]))
+        route = self.routes.for_text(request.semantic_text)
+        await route.call(lambda s: s.store.delete([request.hash_id]))
+
+    async def invalidate_id(self, hash_id: str, namespace: str) -> None:
+        """Forget the answer stored under `hash_id` (``ReuseInfo.hash_id``) in `namespace`,
+        in every tier and every vector store this process has opened."""
+        if not isinstance(hash_id, str) or not hash_id:
+            raise InvalidRequestError(f"hash_id must be a non-empty str, got {hash_id!r}")
+        await self.cache.invalidate(hash_id, namespace=validate_namespace(namespace))
+        for route in self.routes.routes:
+            if route is self.semantic or route.ready is not None:
+                await route.call(lambda s: s.store.delete([hash_id]))
 
     async def feedback(self, matched_id: str, correct: bool) -> bool:
         """Report whether an answer served as a paraphrase was right.
@@ -232,13 +238,22 @@ class ReuseEngine:
         self.metrics.inc("feedback_total", verdict="right" if correct else "wrong")
         if correct:
             return True
-        found = await self.semantic.call(lambda s: s.withdraw(matched_id))
-        return bool(found)
+        # The entry is in the store of the route that served it: the English one, or another
+        # route this process has built (a route never built served nothing here).
+        for route in self.routes.routes:
+            if (route is self.semantic or route.ready is not None) and await route.call(
+                lambda s: s.withdraw(matched_id)
+            ):
+                return True
+        return False
 
     async def clear(self, namespace: str) -> None:
-        """Forget every answer of a namespace (tenant)."""
+        """Forget every answer of a namespace (tenant): its exact answers in every tier and
+        its vector points. Other namespaces keep theirs; a falsy namespace is refused."""
+        validate_namespace(namespace)
         await self.cache.clear(namespace)
-        await self.semantic.call(lambda s: s.store.delete_namespace(namespace))
+        for route in self.routes.routes:
+            await route.call(lambda s: s.store.delete_namespace(namespace))
 
     async def forget_older_than(self, age_s: float) -> None:
         """Delete answers stored more than `age_s` seconds ago from memory and the vector
@@ -247,7 +262,8 @@ class ReuseEngine:
             raise InvalidRequestError(f"age_s must be a number >= 0, got {age_s!r}")
         cutoff = time.time() - age_s
         await self.cache.memory.drop_created_before(cutoff)
-        await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))
+        for route in self.routes.routes:
+            await route.call(lambda s: s.store.delete_older_than(cutoff))
 
     async def flush(self) -> None:
         """Wait for background stores (to Redis and the vector store), then have the vector
@@ -255,15 +271,20 @@ class ReuseEngine:
         (operations.md, Durability); a store that failed is counted in `errors_total`."""
         await self.pipeline.flush()
         await self.cache.flush()
-        if self.semantic.ready is not None:
-            await self.semantic.call(lambda search: search.store.flush())
+        for route in self.routes.routes:
+            if route.ready is not None:
+                await route.call(lambda search: search.store.flush())
 
     def stats(self) -> dict[str, Any]:
         """Lookups and hits per kind and tier, stage latencies, errors per component."""
         stats = self.cache.stats()
-        stats["breakers"] = {c.name: c.breaker.state.value for c in (self.semantic, self.splitter)}
+        breakers = [c.breaker for c in self.routes.routes] + [self.splitter.breaker]
+        stats["breakers"] = {b.name: b.state.value for b in breakers}
         if (search := self.semantic.ready) is not None:
             stats["embedder"] = dataclasses.asdict(search.embedder.stats())
+        for route in self.routes.routes[1:]:
+            if (search := route.ready) is not None:
+                stats[f"embedder:{route.name}"] = dataclasses.asdict(search.embedder.stats())
         if (splitter := self.splitter.ready) is not None:
             stats["splitter"] = dataclasses.asdict(splitter.stats)
         return stats
@@ -274,12 +295,14 @@ class ReuseEngine:
         self._closed = True
         await self.flush()
         await self.cache.aclose()
-        await self.semantic.cancel_build()
+        for route in self.routes.routes:
+            await route.cancel_build()
         await self.splitter.cancel_build()
         # Components given by the caller may be shared: closing them is the caller's job.
-        if (search := self.semantic.ready) is not None and self.semantic.owned:
-            await search.embedder.aclose()
-            await search.store.aclose()
+        for route in self.routes.routes:
+            if (search := route.ready) is not None and route.owned:
+                await search.embedder.aclose()
+                await search.store.aclose()
         if (splitter := self.splitter.ready) is not None and self.splitter.owned:
             splitter.close()
 

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidTypeError",
     "SemanticReuseError",
+    "SharedMemoryRefusedError",
     "StoreInUseError",
     "UsageError",
 ]
@@ -52,6 +53,12 @@ class AnswerTooLargeError(SemanticReuseError, ValueError):
 
 class ComponentUnavailableError(SemanticReuseError, RuntimeError):
     """A component cannot be used: a model or package is missing, or it was closed."""
+
+
+class SharedMemoryRefusedError(ComponentUnavailableError):
+    """Host shared memory that this user cannot trust: a segment, its lock file or the
+    per-user secret file owned by another user, open to others, or written with another
+    secret. The shared tier refuses it and requests fall through to the next tier."""
 
 
 class StoreInUseError(ComponentUnavailableError):

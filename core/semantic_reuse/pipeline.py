@@ -30,6 +30,7 @@ from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseResult
 from semantic_reuse.planning import ReuseDecision, compose, storable
 from semantic_reuse.request import ReuseRequest
+from semantic_reuse.routes import SemanticComponent
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.semantic.store import ScopeFilter
 from semantic_reuse.singleflight import SingleFlight
@@ -43,6 +44,8 @@ class Decided:
 
 
 PipelineEvent = Decided | Delta | ReuseResult
+VectorItem = tuple[str, str, CachedAnswer, Any]
+"""A durable record to add: id, text, answer, the lookup's vector or None."""
 
 
 class PipelineSteps(Protocol):
@@ -68,7 +71,7 @@ class Pipeline:
         self.analyzer = analyzer
         self.config = analyzer.config
         self.cache = analyzer.cache
-        self.semantic = analyzer.semantic
+        self.routes = analyzer.routes
         self.metrics = analyzer.metrics
         self._flights: SingleFlight[ReuseResult] = SingleFlight()
         self._background: set[asyncio.Task[None]] = set()
@@ -159,15 +162,19 @@ class Pipeline:
         known: Mapping[str, Any] | None = None,
     ) -> None:
         """Upsert durable records, grouped by scope. Failures are counted, never raised."""
-        groups: dict[ScopeFilter, list[tuple[str, str, CachedAnswer, Any]]] = {}
+        known = known or {}
+        groups: dict[tuple[SemanticComponent, ScopeFilter], list[VectorItem]] = {}
         for request, answer in items:
-            vector = (known or {}).get(request.hash_id)
-            groups.setdefault(scope_of(request), []).append(
-                (request.hash_id, request.semantic_text, answer, vector)
+            route = self.routes.for_text(request.semantic_text)
+            groups.setdefault((route, scope_of(request)), []).append(
+                (request.hash_id, request.semantic_text, answer, known.get(request.hash_id))
             )
         ttl = self.config.cache.vector_ttl_s
-        for scope, group in groups.items():
-            await self.semantic.call(functools.partial(_add_many, group, scope, ttl))
+        # Not on any request's path: a batch embedded on a loaded machine may take longer than
+        # a lookup's deadline, and an answer dropped here is lost for paraphrase reuse.
+        deadline = self.config.semantic.store_timeout_s
+        for (route, scope), group in groups.items():
+            await route.call(functools.partial(_add_many, group, scope, ttl), timeout_s=deadline)
 
     async def flush(self) -> None:
         """Wait for the background stores of this pipeline."""
@@ -181,7 +188,7 @@ class Pipeline:
 
 
 async def _add_many(
-    group: list[tuple[str, str, CachedAnswer, Any]],
+    group: list[VectorItem],
     scope: ScopeFilter,
     ttl_s: float | None,
     search: SimilaritySearchHelper,

@@ -59,6 +59,7 @@ _MODULES = MappingProxyType(
         "ReuseModelSettings": "semantic_reuse.clients.settings",
         "ScopeFilter": "semantic_reuse.semantic.store",
         "SemanticConfig": "semantic_reuse.config",
+        "SharedMemoryRefusedError": "semantic_reuse.errors",
         "SyncRunner": "semantic_reuse.sync",
         "UsageError": "semantic_reuse.errors",
         "VectorMatch": "semantic_reuse.semantic.store",
@@ -105,6 +106,7 @@ __all__ = [
     "ReuseModelSettings",
     "ScopeFilter",
     "SemanticConfig",
+    "SharedMemoryRefusedError",
     "SyncRunner",
     "UsageError",
     "VectorMatch",
@@ -135,6 +137,7 @@ if TYPE_CHECKING:
         ConfigurationError,
         InvalidRequestError,
         InvalidTypeError,
+        SharedMemoryRefusedError,
         UsageError,
     )
     from semantic_reuse.exact.memory import MemoryTier

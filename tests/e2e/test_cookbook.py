@@ -35,6 +35,7 @@ EXPECTED: dict[str, list[str]] = {
         "acme    -> miss",
         "globex  -> exact",
     ],
+    "openai_server.py": ["acme", "-> miss", "-> exact", "-> semantic", "globex", "-> miss"],
     "multi_host.py": ["Redis: redis://", "host A", "-> miss", "host B", "-> exact", "(tier redis)"],
 }
 

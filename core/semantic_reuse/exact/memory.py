@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.errors import InvalidRequestError
+from semantic_reuse.request import validate_namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +103,21 @@ class MemoryTier:
         with self._lock:
             return self._remove((namespace, key))
 
-    async def clear(self, namespace: str | None = None) -> int:
+    async def clear(self, namespace: str) -> int:
+        """Remove one namespace's answers; how many. A falsy namespace is refused (every
+        namespace's answers: `clear_all`)."""
+        validate_namespace(namespace)
         with self._lock:
-            doomed = [k for k in self._entries if namespace is None or k[0] == namespace]
+            doomed = [k for k in self._entries if k[0] == namespace]
             for k in doomed:
                 self._remove(k)
             return len(doomed)
+
+    async def clear_all(self) -> None:
+        """Remove every namespace's answers."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
 
     async def drop_created_before(self, timestamp: float) -> int:
         """Remove answers created before `timestamp` (wall clock, `CachedAnswer.created_at`)."""
@@ -118,7 +128,7 @@ class MemoryTier:
             return len(doomed)
 
     async def aclose(self) -> None:
-        await self.clear()
+        await self.clear_all()
 
     def _remove(self, key: tuple[str, str]) -> bool:
         entry = self._entries.pop(key, None)

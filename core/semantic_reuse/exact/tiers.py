@@ -1,5 +1,7 @@
-"""The exact cache across tiers: L1 memory, then L2 Redis (optional).
+"""The exact cache across tiers: L1 memory, host shared memory and L2 Redis (both optional).
 
+Every tier keys its answers by namespace and hash id, and `clear(namespace)` removes one
+tenant's answers from each; a falsy namespace is refused (`clear_all()` empties every tier).
 Reads go L1 -> L2 and promote an L2 hit into L1. Writes go to L1 at once and to
 L2 in the background, so the answer is never delayed by Redis; `flush()` waits
 for the background writes (the engine calls it on close). A later write or an
@@ -23,6 +25,7 @@ from semantic_reuse.exact.host import HostSharedTier
 from semantic_reuse.exact.memory import MemoryTier
 from semantic_reuse.exact.redis import RedisTier
 from semantic_reuse.exact.shared import SimilarRequestMemoryConfig
+from semantic_reuse.exact.slot_table import TableStats
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.request import validate_namespace
 
@@ -41,7 +44,9 @@ class CacheTier(Protocol):
 
     async def delete(self, namespace: str, key: str) -> bool: ...
 
-    async def clear(self, namespace: str | None = None) -> int: ...
+    async def clear(self, namespace: str) -> int: ...
+
+    async def clear_all(self) -> object: ...
 
     async def aclose(self) -> None: ...
 
@@ -102,8 +107,10 @@ class MultiLevelCacheManager:
                     max_entries=cache.shared_memory_entries,
                     request_mapping_shared_name=f"{cache.shared_memory_name}-requests",
                     token_mapping_shared_name=f"{cache.shared_memory_name}-tokens",
+                    secret_path=cache.shared_memory_secret,
                 ),
                 ttl_s=cache.memory_ttl_s,
+                metrics=metrics,
             )
         return cls(
             memory,
@@ -138,7 +145,7 @@ class MultiLevelCacheManager:
             if answer is not None:
                 self.memory.set_nowait(namespace, key, answer)
                 if self.shared is not None:
-                    self.shared.manager.put_tokens(key, answer)
+                    self.shared.set_nowait(namespace, key, answer)
                 return self._hit(answer, self.redis.name, key, start)
             self.metrics.inc("lookups_total", tier=self.redis.name, outcome="miss")
         self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="exact")
@@ -179,7 +186,11 @@ class MultiLevelCacheManager:
         if not self.memory.set_nowait(namespace, key, answer, ttl_s):
             self.metrics.inc("too_large_total", tier=self.memory.name)
         self.metrics.inc("stores_total", tier=self.memory.name)
-        if self.shared is not None and not self.shared.manager.put_tokens(key, answer):
+        if (
+            self.shared is not None
+            and self.shared.available
+            and not self.shared.set_nowait(namespace, key, answer)
+        ):
             self.metrics.inc("too_large_total", tier=self.shared.name)
         if self.redis is not None:
             previous = self._pending.get((namespace, key))
@@ -221,13 +232,19 @@ class MultiLevelCacheManager:
         for tier in self.tiers:
             await tier.delete(namespace, key)
 
-    async def clear(self, namespace: str | None = None) -> None:
-        """Remove a namespace's answers (all answers when None) from every tier."""
-        if namespace is not None:
-            validate_namespace(namespace)
+    async def clear(self, namespace: str) -> None:
+        """Remove one namespace's answers from every tier. A falsy namespace is refused:
+        emptying every tenant's answers takes `clear_all()`."""
+        validate_namespace(namespace)
         await self.flush()
         for tier in self.tiers:
             await tier.clear(namespace)
+
+    async def clear_all(self) -> None:
+        """Remove every namespace's answers from every tier (Redis: this prefix's keys)."""
+        await self.flush()
+        for tier in self.tiers:
+            await tier.clear_all()
 
     def stats(self) -> dict[str, Any]:
         """Lookups, hits, errors, latencies, entries and bytes per tier."""
@@ -240,6 +257,15 @@ class MultiLevelCacheManager:
                 "expirations": self.memory.expirations,
             }
         }
+        if self.shared is not None:
+            manager = self.shared.manager
+            tokens: TableStats | None = None if manager is None else manager.stats().tokens
+            snapshot["tiers"][self.shared.name] = {
+                "available": manager is not None,
+                "refused": self.shared.refused,
+                "entries": None if tokens is None else tokens.entries,
+                "integrity_failures": None if manager is None else manager.integrity_failures,
+            }
         if self.redis is not None:
             snapshot["tiers"][self.redis.name] = {
                 "breaker": self.redis.breaker.state.value,

@@ -39,6 +39,7 @@ from semantic_reuse.errors import (
     InvalidTypeError,
     StoreInUseError,
 )
+from semantic_reuse.request import validate_namespace
 from semantic_reuse.semantic.edge_files import FolderLock
 from semantic_reuse.semantic.edge_folder import EdgeFolder, EdgeItem
 from semantic_reuse.semantic.edge_optimize import OptimizePolicy, Optimizer
@@ -223,7 +224,7 @@ class EdgeStore(AsyncCloseable):
             await self._write(self._edge.delete, uuids)
 
     async def delete_namespace(self, namespace: str) -> int | None:
-        check_type(namespace, str, "namespace")
+        validate_namespace(namespace)  # never a falsy one: that is no tenant
         return await self._write(self._edge.delete_namespace, namespace)
 
     async def delete_older_than(self, timestamp: float) -> None:

@@ -91,7 +91,11 @@ class SimilaritySearchHelper:
         *,
         candidate_threshold: float = 0.5,
         metrics: Metrics | None = None,
+        threshold_policy: ReusePolicy | None = None,
     ) -> None:
+        """`threshold_policy`: the rule a per-call similarity threshold selects when `policy`
+        is a verifier's (the expert's cosine rule, with its margin and guard); by default
+        `policy` with that threshold."""
         check_threshold(candidate_threshold, "candidate_threshold")
         if embedder.dim != store.dim:
             raise ConfigurationError(f"embedder dim {embedder.dim} != store dim {store.dim}")
@@ -99,6 +103,7 @@ class SimilaritySearchHelper:
         self.store = store
         self._searches = SearchCoalescer(store)
         self.policy = policy
+        self.threshold_policy = threshold_policy or policy
         self.candidate_threshold = candidate_threshold
         self.metrics = metrics or Metrics()
 
@@ -157,8 +162,9 @@ class SimilaritySearchHelper:
         if not prompts:
             return []
         policy = self.policy
-        if similarity_threshold is not None and similarity_threshold != policy.threshold:
-            policy = replace(policy, threshold=similarity_threshold)
+        if similarity_threshold is not None:
+            # A threshold given per call is the expert's: the cosine rule, not the verifier.
+            policy = replace(self.threshold_policy, threshold=similarity_threshold)
         if vectors is None:
             vectors = await self.embed(prompts)
         # Rivals within the margin below the threshold matter to the decision: fetch them too.
