@@ -26,13 +26,16 @@ from semantic_reuse.errors import ComponentUnavailableError, ConfigurationError
 from semantic_reuse.semantic.edge_optimize import Optimizer, optimize_in_child
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
+    F_EPOCH,
     F_EXPIRES_AT,
     F_NAMESPACE,
+    F_TAGS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     FloatVector,
     ScopeFilter,
     VectorMatch,
+    decode_match,
     decode_matches,
     live_match,
     point_uuid,
@@ -144,7 +147,7 @@ class EdgeFolder:
             shard = EdgeShard.create(folder, new_folder_config(self.dim))
         try:
             indexed = shard.info().payload_schema
-            for name in KEYWORD_FIELDS:
+            for name in (*KEYWORD_FIELDS, F_TAGS):
                 if name not in indexed:
                     shard.update(
                         UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword)
@@ -228,6 +231,50 @@ class EdgeFolder:
 
         flt = Filter(must=[FieldCondition(F_CREATED_AT, range=RangeFloat(lt=timestamp))])
         self.shard().update(UpdateOperation.delete_points_by_filter(flt))
+
+    def scroll(
+        self, namespace: str, offset: str | None, limit: int
+    ) -> tuple[list[VectorMatch], str | None]:
+        from qdrant_edge import ScrollRequest
+
+        records, following = self.shard().scroll(
+            ScrollRequest(
+                offset=None if offset is None else uuid.UUID(offset),
+                limit=limit,
+                filter=self._namespace_filter(namespace),
+                with_payload=True,
+                with_vector=False,
+            )
+        )
+        matches = [decode_match(r.payload, 1.0) for r in records]
+        return [m for m in matches if m is not None], None if following is None else str(following)
+
+    def delete_where(
+        self,
+        namespace: str,
+        tag: str | None,
+        created_before: float | None,
+        epoch_below: int | None,
+    ) -> None:
+        from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat, UpdateOperation
+
+        must: list[Any] = [FieldCondition(F_NAMESPACE, match=MatchValue(namespace))]
+        if tag is not None:
+            must.append(FieldCondition(F_TAGS, match=MatchValue(tag)))
+        if created_before is not None:
+            must.append(FieldCondition(F_CREATED_AT, range=RangeFloat(lt=created_before)))
+        must_not: list[Any] = []
+        if epoch_below is not None:  # points written before epochs existed count as epoch 0
+            must_not.append(FieldCondition(F_EPOCH, range=RangeFloat(gte=float(epoch_below))))
+        flt = Filter(must=must, must_not=must_not or None)
+        self.shard().update(UpdateOperation.delete_points_by_filter(flt))
+
+    def set_expiry(self, uuids: list[uuid.UUID], expires_at: float) -> None:
+        from qdrant_edge import Filter, HasIdCondition, UpdateOperation
+
+        # By filter: unknown ids are skipped (set_payload by ids fails on the first one).
+        flt = Filter(must=[HasIdCondition(set(uuids))])
+        self.shard().update(UpdateOperation.set_payload_by_filter(flt, {F_EXPIRES_AT: expires_at}))
 
     def count(self, namespace: str | None) -> int:
         from qdrant_edge import CountRequest
