@@ -1,4 +1,5 @@
-"""The `semantic-reuse` command line: demo, prepare-model, calibrate, train-verifier, bench."""
+"""The `semantic-reuse` command line: demo, prepare-model, calibrate, train-verifier, bench,
+and operating a cache: load, export, invalidate, stats."""
 
 from __future__ import annotations
 
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=None, help="first N pairs of each file, N compound queries"
     )
     every.set_defaults(run=_bench_all)
+    from semantic_reuse.tools.admin import add_commands
+
+    add_commands(commands)
     return parser
 
 
