@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if "enhanced_llm" in names or item.path.is_relative_to(e2e):
             item.add_marker(pytest.mark.slow)
-        if names & {"redis_url", "private_redis"}:
+        if names & {"redis_url", "private_redis", "redis_cluster", "redis_clusters"}:
             item.add_marker(pytest.mark.integration)
 
 
@@ -157,6 +157,27 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.start()
         yield server
         server.stop()
+
+
+@pytest.fixture
+def redis_clusters(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Starts real Redis Clusters (`tests.redis_cluster.LocalRedisCluster`) on free loopback
+    ports: ``redis_clusters(masters=3, replicas=1)``; all are stopped after the test."""
+    from .redis_cluster import LocalRedisCluster
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli must be on PATH")
+    started: list[LocalRedisCluster] = []
+
+    def start(**options: Any) -> LocalRedisCluster:
+        cluster = LocalRedisCluster(tmp_path / f"cluster{len(started)}", **options)
+        started.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,13 @@ pydantic's ``ValidationError`` (a ``ValueError``) naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semantic_reuse.redaction import redact_url
@@ -27,6 +28,19 @@ _URL_FIELDS = ("redis_url", "qdrant_url")  # shown with their passwords masked
 
 CodecFormat = Literal["msgpack", "json"]
 CompoundStrategy = Literal["decompose", "whole"]
+
+
+def cluster_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a Redis Cluster node (None when it can): a cluster speaks TCP
+    and has only database 0."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return "a cluster is reached by redis:// or rediss://, not unix://"
+    if parts.path.strip("/") not in ("", "0"):
+        return "a cluster has only database 0"
+    return None
 
 
 class _Section(BaseModel):
@@ -99,6 +113,11 @@ class CacheConfig(_Section):
     redis_url: str | None = Field(
         default=None, description="redis:// or rediss:// URL; None: no L2."
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="`redis_url` names one node of a Redis Cluster (the client finds the rest); "
+        "each namespace's keys share one hash slot.",
+    )
     redis_prefix: str = Field(default="semantic_reuse", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     redis_ttl_s: float | None = Field(default=86_400.0, gt=0)
     max_value_bytes: int = Field(
@@ -125,9 +144,33 @@ class CacheConfig(_Section):
     qdrant_path: Path | None = Field(
         default=None, description="Folder of the embedded Qdrant Edge store; None: user cache dir."
     )
+    qdrant_path_in_use: Literal["private", "off"] = Field(
+        default="private",
+        description="When another process has the Edge folder open: 'private' opens a private "
+        "folder beside it (merged back later), 'off' turns semantic reuse off in this process. "
+        "Exact reuse goes on either way; one WARNING line says which.",
+    )
     qdrant_url: str | None = Field(default=None, description="A Qdrant server or cluster URL.")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="semantic_reuse", min_length=1)
+    qdrant_shards: int | None = Field(
+        default=None,
+        ge=1,
+        description="Shards of a collection this store creates; None: the server's default.",
+    )
+    qdrant_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies of each shard in a collection this store "
+        "creates; None: the server's default (1).",
+    )
+    qdrant_write_consistency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas that must confirm a write (the collection's "
+        "write_consistency_factor) in a collection this store creates; None: the server's "
+        "default (1).",
+    )
     vector_ttl_s: float | None = Field(default=None, gt=0)
     default_model: str = Field(
         default="default",
@@ -143,6 +186,16 @@ class CacheConfig(_Section):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _check_cluster_url(self) -> Self:
+        """A Redis Cluster has only database 0 and no unix sockets: said at load time, not
+        at the first request."""
+        if self.redis_cluster and self.redis_url is not None:
+            problem = cluster_url_problem(self.redis_url)
+            if problem:
+                raise ValueError(f"redis_url with redis_cluster: {problem}")
+        return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -257,6 +310,64 @@ class SemanticConfig(_Section):
     timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of one embed + search (after the first load)."
     )
+    store_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Deadline of one batch of durable records (embed + upsert), written in the "
+        "background off the request path: a busy machine must not drop answers.",
+    )
+
+
+_HEADER = r"^[a-z0-9][a-z0-9\-]{0,63}$"
+_NAMESPACE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+
+
+class ServerConfig(_Section):
+    """`semantic-reuse serve`: tenants and their API keys, the admin key, the header names.
+
+    `repr` and `str` show keys as ``**********`` (they are `SecretStr`), and a validation
+    error does not quote the value it refused.
+    """
+
+    model_config = ConfigDict(**_Section.model_config, hide_input_in_errors=True)
+
+    tenants: dict[str, list[SecretStr]] = Field(
+        default_factory=dict,
+        description="Tenant (namespace) -> its API keys. A request's bearer key names its "
+        "tenant; answers never cross tenants. Empty: no key is asked and the server binds to "
+        "loopback only.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="The bearer key of the /admin endpoints; None: they are off."
+    )
+    namespace_header: str = Field(default="x-semantic-reuse-namespace", pattern=_HEADER)
+    threshold_header: str = Field(default="x-semantic-reuse-threshold", pattern=_HEADER)
+    ttl_header: str = Field(default="x-semantic-reuse-ttl", pattern=_HEADER)
+    tags_header: str = Field(default="x-semantic-reuse-tags", pattern=_HEADER)
+    info_header: str = Field(default="x-semantic-reuse", pattern=_HEADER)
+    info_field: str = Field(default="semantic_reuse", pattern=r"^[a-z_][a-z0-9_]{0,63}$")
+    max_body_bytes: int = Field(default=4 * MiB, ge=1024)
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="The key the gateway (`serve --upstream`) sends upstream."
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _check_tenants(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        seen: set[str] = set()
+        for tenant, keys in value.items():
+            if not re.match(_NAMESPACE, tenant):
+                raise ValueError("a tenant must be a namespace: letters, digits, '_', '-', '.'")
+            for key in keys:
+                secret = key.get_secret_value()
+                if not secret or secret in seen:
+                    raise ValueError("API keys must be non-empty and each name one tenant")
+                seen.add(secret)
+        return value
+
+    def key_tenants(self) -> dict[str, str]:
+        """API key -> tenant."""
+        return {k.get_secret_value(): t for t, keys in self.tenants.items() for k in keys}
 
 
 class HandlerConfig(BaseSettings):
@@ -276,6 +387,7 @@ class HandlerConfig(BaseSettings):
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     savings: SavingsConfig = Field(default_factory=SavingsConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     similarity_threshold: float | None = Field(
         default=None,
         ge=0.0,

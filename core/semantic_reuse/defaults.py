@@ -9,7 +9,7 @@ import platformdirs
 
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.config import AUTO_EMBEDDER, HandlerConfig
-from semantic_reuse.errors import ConfigurationError
+from semantic_reuse.errors import ComponentDisabledError, ConfigurationError, StoreInUseError
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.semantic.batching import MicroBatchingEmbedder
 from semantic_reuse.semantic.decision import ReusePolicy
@@ -70,11 +70,25 @@ def build_store(config: HandlerConfig, embedder_name: str, dim: int) -> VectorSt
             api_key=key,
             collection=f"{cache.qdrant_collection}-{slug}",
             dim=dim,
+            shard_number=cache.qdrant_shards,
+            replication_factor=cache.qdrant_replication_factor,
+            write_consistency_factor=cache.qdrant_write_consistency,
         )
     from semantic_reuse.semantic.edge_store import open_edge_store
 
     root = cache.qdrant_path or default_data_dir() / "qdrant"
-    return open_edge_store(Path(root) / f"{slug}-{dim}", dim)
+    private = cache.qdrant_path_in_use == "private"
+    try:
+        return open_edge_store(
+            Path(root) / f"{slug}-{dim}", dim, if_in_use="private" if private else "raise"
+        )
+    except StoreInUseError as exc:
+        if private:
+            raise
+        raise ComponentDisabledError(
+            f"{exc}: semantic reuse is off in this process (cache.qdrant_path_in_use='off'; "
+            "share one store between processes with cache.qdrant_url)"
+        ) from exc
 
 
 def build_search_helper(config: HandlerConfig, metrics: Metrics) -> SimilaritySearchHelper:

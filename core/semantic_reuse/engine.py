@@ -188,10 +188,9 @@ class ReuseEngine:
         if decision.answer is None:  # the caller generates all of it
             self.savings.record(namespace, ReuseKind.MISS, None)
             return None
-        result = ReuseResult(decision.answer, decision.info)
-        self.pipeline.account(decision, result)
+        result = self.pipeline.account(decision, ReuseResult(decision.answer, decision.info))
         self.pipeline.renew(decision, result)
-        return ReuseHit(decision.answer, decision.info)
+        return ReuseHit(decision.answer, result.info)
 
     async def lookup_many(
         self, prompts: Sequence[PromptInput], **kwargs: Any
@@ -241,8 +240,11 @@ class ReuseEngine:
         request = self.request(prompt, ReuseOptions.of(options, **option_kwargs))
         await self.maintenance.invalidate_ids([request.hash_id], request.namespace)
 
-    async def invalidate_id(self, hash_id: str, *, namespace: str = DEFAULT_NAMESPACE) -> None:
-        """Forget the answer stored under this hash id (``ReuseInfo.hash_id``), everywhere."""
+    async def invalidate_id(self, hash_id: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Forget the answer stored under `hash_id` (``ReuseInfo.hash_id``) in `namespace`,
+        in every tier, vector store and process (its lifecycle record)."""
+        if not isinstance(hash_id, str) or not hash_id:
+            raise InvalidRequestError(f"hash_id must be a non-empty str, got {hash_id!r}")
         await self.maintenance.invalidate_ids([hash_id], namespace)
 
     async def invalidate_tag(
@@ -314,9 +316,14 @@ class ReuseEngine:
         await self.maintenance.forget_older_than(age_s, namespace)
 
     async def flush(self) -> None:
-        """Wait for background stores (to Redis and the vector store)."""
+        """Wait for background stores (to Redis and the vector store), then have the vector
+        store write them to disk: every answer stored before the call is then durable
+        (operations.md, Durability); a store that failed is counted in `errors_total`."""
         await self.pipeline.flush()
         await self.cache.flush()
+        for route in self.routes.routes:
+            if route.ready is not None:
+                await route.call(lambda search: search.store.flush())
 
     def stats(self) -> dict[str, Any]:
         """Lookups and hits per kind and tier, stage latencies, errors per component, and

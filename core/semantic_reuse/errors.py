@@ -15,12 +15,14 @@ from __future__ import annotations
 __all__ = [
     "AnswerDecodeError",
     "AnswerTooLargeError",
+    "ComponentDisabledError",
     "ComponentUnavailableError",
     "ConfigurationError",
     "InvalidRequestError",
     "InvalidTypeError",
     "SemanticReuseError",
     "SharedMemoryRefusedError",
+    "StoreInUseError",
     "UsageError",
 ]
 
@@ -57,6 +59,14 @@ class SharedMemoryRefusedError(ComponentUnavailableError):
     """Host shared memory that this user cannot trust: a segment, its lock file or the
     per-user secret file owned by another user, open to others, or written with another
     secret. The shared tier refuses it and requests fall through to the next tier."""
+
+
+class StoreInUseError(ComponentUnavailableError):
+    """An embedded vector store's folder is open in another process."""
+
+
+class ComponentDisabledError(ComponentUnavailableError):
+    """A component that is off for the life of this process: it is not tried again."""
 
 
 class UsageError(SemanticReuseError, RuntimeError):

@@ -69,8 +69,9 @@ class Maintenance:
     async def _every_route(self, call: Callable[[SimilaritySearchHelper], Any]) -> None:
         """`call(helper)` on every route's helper (built if need be: a folder may hold
         answers of an earlier run)."""
+        deadline = self.config.semantic.store_timeout_s  # not a request's: a store's writes
         for route in self.routes.routes:
-            await route.call(call)
+            await route.call(call, timeout_s=deadline)
 
     async def clear(self, namespace: str) -> None:
         validate_namespace(namespace)
@@ -248,7 +249,8 @@ class Maintenance:
                 await helper.add_many(items, scope=scope, ttl_s=ttl)
                 return True
 
-            if await routes[index].call(add) is None:
+            deadline = self.config.semantic.store_timeout_s
+            if await routes[index].call(add, timeout_s=deadline) is None:
                 failed += len(items)
         await self.cache.flush()
         return failed

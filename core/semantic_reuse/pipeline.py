@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
@@ -94,8 +95,7 @@ class Pipeline:
             result = ReuseResult(decision.answer, decision.info)
             step.store_exact(decision, result)
             step.store_vectors(decision, result)
-            self.account(decision, result)
-            yield result
+            yield self.account(decision, result)
             return
         started = time.perf_counter()
         with self._flights.lead(request.hash_id) as flight:
@@ -113,8 +113,7 @@ class Pipeline:
             step.store_vectors(decision, final)
             if storable(final.answer):
                 flight.set_result(final)
-        self.account(decision, final, time.perf_counter() - started)
-        yield final
+        yield self.account(decision, final, time.perf_counter() - started)
 
     async def check(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision:
         """The analysis of `request`, then single-flight: when nothing was reusable but an
@@ -170,13 +169,17 @@ class Pipeline:
 
     def account(
         self, decision: ReuseDecision, result: ReuseResult, generation_s: float | None = None
-    ) -> None:
-        """Record what this request reused and generated (`Savings`)."""
+    ) -> ReuseResult:
+        """Record what this request reused and generated (`Savings`); `result` with the
+        generation seconds its reuse saved (`ReuseInfo.saved_s`, an estimate)."""
         plan, info = decision.plan, result.info
-        self.savings.record(
+        saved = self.savings.record(
             plan.request.namespace, info.kind, info.tier, plan.reused(result),
             plan.generated(result), generation_s,
         )  # fmt: skip
+        if not saved:
+            return result
+        return dataclasses.replace(result, info=dataclasses.replace(info, saved_s=saved))
 
     def renew(
         self, decision: ReuseDecision, result: ReuseResult, policy: StorePolicy | None = None
@@ -217,8 +220,11 @@ class Pipeline:
                 (request.hash_id, request.semantic_text, answer, known.get(request.hash_id))
             )
         ttl = self.config.cache.vector_ttl_s
+        # Not on any request's path: a batch embedded on a loaded machine may take longer than
+        # a lookup's deadline, and an answer dropped here is lost for paraphrase reuse.
+        deadline = self.config.semantic.store_timeout_s
         for (route, scope), group in groups.items():
-            await route.call(functools.partial(_add_many, group, scope, ttl))
+            await route.call(functools.partial(_add_many, group, scope, ttl), timeout_s=deadline)
 
     async def flush(self) -> None:
         """Wait for the background stores of this pipeline."""

@@ -117,8 +117,9 @@ class Savings:
         reused: Sequence[CachedAnswer] = (),
         generated: Sequence[CachedAnswer] = (),
         generation_s: float | None = None,
-    ) -> None:
-        """One answered request (`generation_s`: how long its generation took, if any)."""
+    ) -> float:
+        """One answered request (`generation_s`: how long its generation took, if any);
+        returns the generation seconds its reuse saved (0 when no rate is known yet)."""
         label = "none" if kind is ReuseKind.MISS else tier or "clauses"
         saved = sum(answer_tokens(a) for a in reused)
         made = sum(answer_tokens(a) for a in generated) if generation_s is not None else 0
@@ -141,6 +142,8 @@ class Savings:
             self.metrics.inc("savings_generated_tokens_total", made, namespace=namespace)
             self.metrics.inc("savings_generation_seconds_total", generation_s, namespace=namespace)
         self._maybe_write_history()
+        rate = self.rate() if saved else None
+        return saved / rate if rate else 0.0
 
     def rate(self) -> float | None:
         """Generated tokens per second measured on misses; else the configured rate."""

@@ -45,6 +45,7 @@ EXPECTED: dict[str, list[str]] = {
         "-> miss     'Items can be returned within 14 days",
         "-> exact    'Orders ship",
     ],
+    "openai_server.py": ["acme", "-> miss", "-> exact", "-> semantic", "globex", "-> miss"],
     "multi_host.py": ["Redis: redis://", "host A", "-> miss", "host B", "-> exact", "(tier redis)"],
 }
 

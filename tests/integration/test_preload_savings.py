@@ -103,12 +103,14 @@ async def test_savings_in_stats_prometheus_and_history(
         ("acme", "How can I reset my password?"),  # semantic, vector
         ("globex", "How do I reset my password?"),  # miss: another tenant
     ]
-    kinds = []
+    results = []
     for namespace, prompt in asked:
-        result = await engine.generate(prompt, backend, namespace=namespace)
-        kinds.append(result.info.kind)
+        results.append(await engine.generate(prompt, backend, namespace=namespace))
         await engine.flush()
+    kinds = [r.info.kind for r in results]
     assert kinds == [ReuseKind.MISS, ReuseKind.EXACT, ReuseKind.SEMANTIC, ReuseKind.MISS]
+    # each reuse says what it saved (what the server's saved_seconds_total adds up)
+    assert [r.info.saved_s > 0 for r in results] == [False, True, True, False]
     savings = engine.stats()["savings"]
     acme = savings["namespaces"]["acme"]
     assert (acme["requests"], acme["hits"], acme["kinds"]) == (

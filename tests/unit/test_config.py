@@ -89,3 +89,14 @@ def test_a_verifier_setting_is_bundled_off_or_an_existing_file(tmp_path: Any) ->
     assert HandlerConfig(semantic={"verifier": "bundled"}).semantic.verifier == "bundled"
     with pytest.raises(ValidationError, match="max_error_rate"):
         HandlerConfig(semantic={"max_error_rate": 1.5})
+
+
+def test_a_redis_cluster_url_is_tcp_on_database_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("unix:///run/redis.sock", "redis://127.0.0.1:7000/1"):
+        with pytest.raises(ValueError, match="redis_url") as refused:
+            HandlerConfig(cache={"redis_url": url, "redis_cluster": True})
+        assert "7000" not in str(refused.value)  # a URL may hold a password: never quoted
+    assert HandlerConfig(cache={"redis_url": "redis://127.0.0.1:7000/1"}).cache.redis_url
+    monkeypatch.setenv("SEMANTIC_REUSE_CACHE__REDIS_URL", "rediss://node-1:6379")
+    monkeypatch.setenv("SEMANTIC_REUSE_CACHE__REDIS_CLUSTER", "true")
+    assert HandlerConfig().cache.redis_cluster is True

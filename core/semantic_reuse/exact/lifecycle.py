@@ -10,7 +10,8 @@ here takes effect here at once.
   prefix or a namespace, so no answer key or clear pattern can match it; one key, so no
   cross-slot operation under Redis Cluster). Fields: ``epoch`` (HINCRBY), ``not_before``,
   ``tag:<tag>`` and ``id:<hash id>`` (a wall-clock time, only ever raised, by a script).
-  Reads that fail keep the last record read; writes that fail raise: an invalidation that
+  Reads that fail keep the last record read (and, while Redis' breaker is open, are not
+  tried: the answers' own calls probe Redis); writes that fail raise: an invalidation that
   could not be recorded is never reported done.
 - A JSON file (`path`), for one host without Redis: rewritten whole under a lock, read again
   when its modification time changes.
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from semantic_reuse.breaker import BreakerState
 from semantic_reuse.errors import ComponentUnavailableError
 from semantic_reuse.exact.redis import RedisTier, Skipped
 from semantic_reuse.lifecycle import ID_KEY, TAG_KEY, NamespaceState
@@ -37,6 +39,7 @@ from semantic_reuse.request import validate_namespace
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 # Raise a field to ARGV[2] if it is lower; raising not_before drops the retired tags and ids
 # it covers (an answer they retire is older than not_before as well).
@@ -187,6 +190,8 @@ class LifecycleStore:
 
     async def _read(self, namespace: str) -> NamespaceState | None:
         if self.redis is not None:
+            if self.redis.breaker.state is not BreakerState.CLOSED:
+                return None  # reads never probe a Redis that is down: the answers' calls do
             key = self.key(namespace)
             result = await self.redis.command("lifecycle", lambda client: client.hgetall(key))
             return None if isinstance(result, Skipped) else parse_record(result)
@@ -240,10 +245,10 @@ class LifecycleStore:
             self._load_file()
 
 
-def _raise(key: str, name: str, at: float) -> Callable[[Redis], Awaitable[Any]]:
+def _raise(key: str, name: str, at: float) -> Callable[[Redis | RedisCluster], Awaitable[Any]]:
     """The Redis call that raises field `name` of `key` to `at`."""
 
-    def call(client: Redis) -> Awaitable[Any]:
+    def call(client: Redis | RedisCluster) -> Awaitable[Any]:
         return client.eval(_RAISE, 1, key, name, repr(at))
 
     return call
