@@ -85,6 +85,18 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture
+def forget_prefix(redis_url: str, redis_prefix: str) -> Iterator[None]:
+    """After the test, every key of `redis_prefix` (answers and lifecycle records) is gone."""
+    yield
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for name in client.scan_iter(match=f"{redis_prefix}*", count=1000):
+        client.unlink(name)
+    client.close()
+
+
+@pytest.fixture
 async def redis_tier(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisTier]:
     tier = RedisTier(redis_url, prefix=redis_prefix, timeout_s=1.0)
     yield tier

@@ -204,6 +204,56 @@ class CacheConfig(_Section):
             yield name, value
 
 
+class LifecycleConfig(_Section):
+    """How long answers live and how invalidations reach every process."""
+
+    sliding: bool = Field(
+        default=False,
+        description="A request's `ttl_s` restarts at every use of its answer (per request: "
+        "`sliding=`); False: the lifetime counts from when the answer was stored.",
+    )
+    state_refresh_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a process reads a namespace's lifecycle record (epoch, retired "
+        "tags, ids and ages) again: an invalidation made by another process takes effect "
+        "here within this time.",
+    )
+    state_path: Path | None = Field(
+        default=None,
+        description="The lifecycle records' file when there is no Redis (shared by the "
+        "processes of a host); None: lifecycle.json in the Edge store's folder.",
+    )
+
+
+class SavingsConfig(_Section):
+    """What reuse saved, per namespace (`stats()`, Prometheus, `semantic-reuse stats`)."""
+
+    price_per_1k_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="What 1,000 generated (output) tokens cost you, in your currency: money "
+        "saved is reused tokens times this; None: no money figure.",
+    )
+    currency: str = Field(
+        default="USD", min_length=1, max_length=16, description="The unit of the money figures."
+    )
+    tokens_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="The generation rate assumed until this engine has measured one on its own "
+        "misses (and for reuse whose generation never ran through it, e.g. LangChain's cache).",
+    )
+    history_path: Path | None = Field(
+        default=None,
+        description="A JSONL file the engine appends a savings snapshot to (for `semantic-reuse "
+        "stats` and its `--plot`); None: no history.",
+    )
+    history_interval_s: float = Field(
+        default=60.0, gt=0, description="Seconds between two snapshots in `history_path`."
+    )
+
+
 class SemanticConfig(_Section):
     """The embedder, the candidate search and the match guard."""
 
@@ -292,6 +342,8 @@ class ServerConfig(_Section):
     )
     namespace_header: str = Field(default="x-semantic-reuse-namespace", pattern=_HEADER)
     threshold_header: str = Field(default="x-semantic-reuse-threshold", pattern=_HEADER)
+    ttl_header: str = Field(default="x-semantic-reuse-ttl", pattern=_HEADER)
+    tags_header: str = Field(default="x-semantic-reuse-tags", pattern=_HEADER)
     info_header: str = Field(default="x-semantic-reuse", pattern=_HEADER)
     info_field: str = Field(default="semantic_reuse", pattern=r"^[a-z_][a-z0-9_]{0,63}$")
     max_body_bytes: int = Field(default=4 * MiB, ge=1024)
@@ -333,6 +385,8 @@ class HandlerConfig(BaseSettings):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    savings: SavingsConfig = Field(default_factory=SavingsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     similarity_threshold: float | None = Field(
         default=None,

@@ -27,6 +27,17 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("semantic-reuse"))
 
 
+def lifecycle_path(config: HandlerConfig, *, own_stores: bool) -> Path | None:
+    """Where the lifecycle records live without Redis: `lifecycle.state_path`, else, for an
+    engine that opens its own embedded Edge store, lifecycle.json in that store's folder;
+    else None (this process's memory)."""
+    if config.lifecycle.state_path is not None:
+        return config.lifecycle.state_path
+    if not own_stores or config.cache.qdrant_url:
+        return None
+    return Path(config.cache.qdrant_path or default_data_dir() / "qdrant") / "lifecycle.json"
+
+
 def build_embedder(config: HandlerConfig) -> Embedder:
     """The configured embedder (not loaded yet); for ``"auto"``, its English route's."""
     name = config.semantic.embedder

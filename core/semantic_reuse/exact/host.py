@@ -104,6 +104,9 @@ class HostSharedTier:
         return self.set_nowait(namespace, key, answer)
 
     async def delete(self, namespace: str, key: str) -> bool:
+        return self.delete_nowait(namespace, key)
+
+    def delete_nowait(self, namespace: str, key: str) -> bool:
         return self._write(lambda m: m.delete(key, namespace=namespace))
 
     async def clear(self, namespace: str) -> int:

@@ -100,6 +100,9 @@ class MemoryTier:
         return True
 
     async def delete(self, namespace: str, key: str) -> bool:
+        return self.delete_nowait(namespace, key)
+
+    def delete_nowait(self, namespace: str, key: str) -> bool:
         with self._lock:
             return self._remove((namespace, key))
 
@@ -121,11 +124,15 @@ class MemoryTier:
 
     async def drop_created_before(self, timestamp: float) -> int:
         """Remove answers created before `timestamp` (wall clock, `CachedAnswer.created_at`)."""
+        return self.drop_where(lambda _ns, answer: answer.created_at < timestamp)
+
+    def drop_where(self, doomed: Callable[[str, CachedAnswer], bool]) -> int:
+        """Remove the answers for which `doomed(namespace, answer)` holds; how many."""
         with self._lock:
-            doomed = [k for k, e in self._entries.items() if e.answer.created_at < timestamp]
-            for k in doomed:
+            keys = [k for k, e in self._entries.items() if doomed(k[0], e.answer)]
+            for k in keys:
                 self._remove(k)
-            return len(doomed)
+            return len(keys)
 
     async def aclose(self) -> None:
         await self.clear_all()

@@ -45,6 +45,7 @@ class _Skipped:
 
 
 SKIPPED = _Skipped()
+Skipped = _Skipped  # for isinstance checks outside this module
 _GLOB = re.compile(r"[\\*?\[\]^]")  # what Redis' glob patterns give a meaning to
 
 
@@ -287,6 +288,14 @@ class RedisTier:
             return sum([1 async for _ in self._scan(pattern, namespace, 1000)])
         except Exception:
             return -1
+
+    async def command(
+        self, op: str, call: Callable[[Redis | RedisCluster], Awaitable[T]]
+    ) -> T | _Skipped:
+        """`call(client)` under this tier's breaker and deadline (the lifecycle records use
+        it: one key per call, so a Redis Cluster takes it too); `SKIPPED` when the breaker is
+        open or the call failed."""
+        return await self._call(op, lambda: call(self._client))
 
     async def ping(self) -> bool:
         return (await self._call("ping", self._client.ping)) is True

@@ -31,13 +31,16 @@ from semantic_reuse.errors import (
 )
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
+    F_EPOCH,
     F_EXPIRES_AT,
     F_NAMESPACE,
+    F_TAGS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     FloatVector,
     ScopeFilter,
     VectorMatch,
+    decode_match,
     decode_matches,
     live_match,
     point_uuid,
@@ -53,7 +56,8 @@ EdgeItem = tuple[uuid.UUID | int | str, FloatVector | list[float], dict[str, Any
 #: A point as a scroll returns it.
 PointItem = tuple[uuid.UUID | int | str, list[float], dict[str, Any]]
 #: A write as the journal keeps it: ("upsert", items), ("delete", uuids), ("namespace", name),
-#: ("older", timestamp).
+#: ("older", timestamp), ("where", (namespace, tag, created_before, epoch_below)),
+#: ("expiry", (uuids, expires_at)).
 JournalOp = tuple[str, Any]
 
 #: Names the layout of :func:`new_folder_config` (the benches key their prebuilt folders on it).
@@ -174,7 +178,7 @@ class EdgeFolder:
             shard = EdgeShard.create(folder, new_folder_config(self.dim))
         try:
             indexed = shard.info().payload_schema
-            for name in KEYWORD_FIELDS:
+            for name in (*KEYWORD_FIELDS, F_TAGS):
                 if name not in indexed:
                     shard.update(
                         UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword)
@@ -271,6 +275,54 @@ class EdgeFolder:
 
         self.shard().update(UpdateOperation.delete_points_by_filter(flt))
 
+    def delete_where(
+        self,
+        namespace: str,
+        tag: str | None,
+        created_before: float | None,
+        epoch_below: int | None,
+    ) -> None:
+        from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat
+
+        must: list[Any] = [FieldCondition(F_NAMESPACE, match=MatchValue(namespace))]
+        if tag is not None:
+            must.append(FieldCondition(F_TAGS, match=MatchValue(tag)))
+        if created_before is not None:
+            must.append(FieldCondition(F_CREATED_AT, range=RangeFloat(lt=created_before)))
+        must_not: list[Any] = []
+        if epoch_below is not None:  # points written before epochs existed count as epoch 0
+            must_not.append(FieldCondition(F_EPOCH, range=RangeFloat(gte=float(epoch_below))))
+        self._delete_where(Filter(must=must, must_not=must_not or None))
+        if self.journal is not None:
+            self.journal.append(("where", (namespace, tag, created_before, epoch_below)))
+
+    def set_expiry(self, uuids: list[uuid.UUID], expires_at: float) -> None:
+        from qdrant_edge import Filter, HasIdCondition, UpdateOperation
+
+        # By filter: unknown ids are skipped (set_payload by ids fails on the first one).
+        flt = Filter(must=[HasIdCondition(set(uuids))])
+        self.shard().update(UpdateOperation.set_payload_by_filter(flt, {F_EXPIRES_AT: expires_at}))
+        if self.journal is not None:
+            self.journal.append(("expiry", (list(uuids), expires_at)))
+
+    def scroll_namespace(
+        self, namespace: str, offset: str | None, limit: int
+    ) -> tuple[list[VectorMatch], str | None]:
+        """A page of one namespace's records (payloads only) and the next page's offset."""
+        from qdrant_edge import ScrollRequest
+
+        records, following = self.shard().scroll(
+            ScrollRequest(
+                offset=None if offset is None else uuid.UUID(offset),
+                limit=limit,
+                filter=self._namespace_filter(namespace),
+                with_payload=True,
+                with_vector=False,
+            )
+        )
+        matches = [decode_match(r.payload, 1.0) for r in records]
+        return [m for m in matches if m is not None], None if following is None else str(following)
+
     def replay(self, journal: list[JournalOp]) -> None:
         """Apply writes another folder's journal recorded, in order (consecutive upserts in
         one update)."""
@@ -286,6 +338,10 @@ class EdgeFolder:
                 self.delete(arg)
             elif kind == "namespace":
                 self.delete_namespace(arg)
+            elif kind == "where":
+                self.delete_where(*arg)
+            elif kind == "expiry":
+                self.set_expiry(*arg)
             else:
                 self.delete_older_than(arg)
         if pending:

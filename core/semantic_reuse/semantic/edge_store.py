@@ -54,6 +54,7 @@ from semantic_reuse.semantic.store import (
     check_dim,
     check_ids,
     check_limit,
+    check_offset,
     check_points,
     check_threshold,
     check_type,
@@ -236,6 +237,32 @@ class EdgeStore(AsyncCloseable):
                 f"namespace must be a str or None, got {type(namespace).__name__}"
             )
         return await self._run(self._edge.count, namespace)
+
+    async def scroll(
+        self, namespace: str, *, offset: str | None = None, limit: int = 256
+    ) -> tuple[list[VectorMatch], str | None]:
+        validate_namespace(namespace)
+        return await self._run(
+            self._edge.scroll_namespace, namespace, check_offset(offset), check_limit(limit)
+        )
+
+    async def delete_where(
+        self,
+        namespace: str,
+        *,
+        tag: str | None = None,
+        created_before: float | None = None,
+        epoch_below: int | None = None,
+    ) -> None:
+        validate_namespace(namespace)
+        if created_before is not None:
+            created_before = finite_float(created_before, "created_before")
+        await self._write(self._edge.delete_where, namespace, tag, created_before, epoch_below)
+
+    async def set_expiry(self, ids: Sequence[str], expires_at: float) -> None:
+        uuids = [point_uuid(i) for i in check_ids(ids)]
+        if uuids:
+            await self._write(self._edge.set_expiry, uuids, finite_float(expires_at, "expires_at"))
 
     async def flush(self) -> None:
         """Write everything stored so far to the disk (it survives a crash of the machine)."""

@@ -33,8 +33,10 @@ from semantic_reuse.errors import (
 from semantic_reuse.request import validate_namespace
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
+    F_EPOCH,
     F_EXPIRES_AT,
     F_NAMESPACE,
+    F_TAGS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     AsyncCloseable,
@@ -44,9 +46,11 @@ from semantic_reuse.semantic.store import (
     check_dim,
     check_ids,
     check_limit,
+    check_offset,
     check_points,
     check_threshold,
     check_type,
+    decode_match,
     decode_matches,
     encode_payload,
     engine_threshold,
@@ -258,6 +262,62 @@ class QdrantServerStore(AsyncCloseable):
         client = await self._ensure()
         return (await client.count(self.collection, count_filter=flt, exact=True)).count
 
+    async def scroll(
+        self, namespace: str, *, offset: str | None = None, limit: int = 256
+    ) -> tuple[list[VectorMatch], str | None]:
+        flt = self._namespace_filter(validate_namespace(namespace))
+        client = await self._ensure()
+        records, following = await client.scroll(
+            self.collection,
+            scroll_filter=flt,
+            limit=check_limit(limit),
+            offset=check_offset(offset),
+            with_payload=True,
+            with_vectors=False,
+        )
+        matches = [decode_match(r.payload, 1.0) for r in records]
+        return [m for m in matches if m is not None], None if following is None else str(following)
+
+    async def delete_where(
+        self,
+        namespace: str,
+        *,
+        tag: str | None = None,
+        created_before: float | None = None,
+        epoch_below: int | None = None,
+    ) -> None:
+        from qdrant_client import models
+
+        must: list[models.Condition] = [
+            models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))
+        ]
+        validate_namespace(namespace)
+        if tag is not None:
+            must.append(models.FieldCondition(key=F_TAGS, match=models.MatchValue(value=tag)))
+        if created_before is not None:
+            limit = finite_float(created_before, "created_before")
+            must.append(models.FieldCondition(key=F_CREATED_AT, range=models.Range(lt=limit)))
+        must_not: list[models.Condition] = []
+        if epoch_below is not None:  # points written before epochs existed count as epoch 0
+            must_not.append(models.FieldCondition(key=F_EPOCH, range=models.Range(gte=epoch_below)))
+        flt = models.Filter(must=must, must_not=must_not or None)
+        client = await self._ensure()
+        await client.delete(
+            self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
+        )
+
+    async def set_expiry(self, ids: Sequence[str], expires_at: float) -> None:
+        from qdrant_client import models
+
+        point_ids: list[Any] = [str(point_uuid(i)) for i in check_ids(ids)]
+        payload = {F_EXPIRES_AT: finite_float(expires_at, "expires_at")}
+        if not point_ids:
+            return
+        client = await self._ensure()
+        # By filter: unknown ids are skipped (by ids, the first unknown one fails the call).
+        flt = models.Filter(must=[models.HasIdCondition(has_id=point_ids)])
+        await client.set_payload(self.collection, payload=payload, points=flt, wait=True)
+
     async def flush(self) -> None:
         """Nothing to do: every write is sent with ``wait=True`` (the server's WAL has it)."""
         self._check_open()
@@ -379,6 +439,11 @@ def payload_indexes() -> dict[str, PayloadSchemaParams]:
     )
     indexes.update(
         (name, models.FloatIndexParams(type=models.FloatIndexType.FLOAT)) for name in FLOAT_FIELDS
+    )
+    # Lifecycle: invalidation by tag and the purge after an epoch bump delete by filter.
+    indexes[F_TAGS] = keyword
+    indexes[F_EPOCH] = models.IntegerIndexParams(
+        type=models.IntegerIndexType.INTEGER, lookup=False, range=True
     )
     return indexes
 

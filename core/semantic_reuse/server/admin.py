@@ -2,8 +2,11 @@
 
 - ``GET /admin/stats``: the reuse engine's `stats()` and the server's metrics;
 - ``POST /admin/invalidate`` with one of ``{"namespace": NS}`` (forget a tenant's answers),
-  ``{"hash_id": ID, "namespace": NS}`` (one answer: the ``hash_id`` of the reuse info) or
-  ``{"older_than_s": SECONDS}`` (answers stored longer ago than that).
+  ``{"hash_id": ID, "namespace": NS}`` (one answer: the ``hash_id`` of the reuse info),
+  ``{"older_than_s": SECONDS}`` (answers stored longer ago than that; with ``"namespace"``:
+  that namespace's, in every tier and process), ``{"tag": T, "namespace": NS}`` (the answers
+  stored with tag T) or ``{"bump_epoch": true, "namespace": NS}`` (every answer of the
+  namespace at once; the reply names the new epoch). docs/operations.md, Answer lifecycle.
 """
 
 from __future__ import annotations
@@ -66,8 +69,21 @@ async def _invalidate(context: ServerContext, data: dict[str, Any]) -> dict[str,
             await context.run(engine.invalidate_id(data["hash_id"], data["namespace"]))
         elif keys == {"older_than_s"}:
             await context.run(engine.forget_older_than(data["older_than_s"]))
+        elif keys == {"older_than_s", "namespace"}:
+            await context.run(
+                engine.forget_older_than(data["older_than_s"], namespace=data["namespace"])
+            )
+        elif keys == {"tag", "namespace"}:
+            await context.run(engine.invalidate_tag(data["tag"], namespace=data["namespace"]))
+        elif keys == {"bump_epoch", "namespace"} and data["bump_epoch"] is True:
+            epoch = await context.run(engine.bump_epoch(data["namespace"]))
+            return {"invalidated": data, "epoch": epoch}
         else:
-            raise HTTPError(400, "Give one of {namespace}, {hash_id, namespace} or {older_than_s}.")
+            raise HTTPError(
+                400,
+                "Give one of {namespace}, {hash_id, namespace}, {older_than_s[, namespace]}, "
+                "{tag, namespace} or {bump_epoch: true, namespace}.",
+            )
     except SemanticReuseError as exc:
         raise HTTPError(400, str(exc)) from None
     return {"invalidated": data}

@@ -66,7 +66,10 @@ class ServedAsyncLLM(EnhancedAsyncLLM):
             outputs = AsyncLLM.generate(self, prompt, params, request_id, **kwargs)
         else:
             request = self._reuse_request(slot, prompt, params, kwargs.get("lora_request"))
-            opts = ReuseOptions(namespace=slot.namespace, threshold=slot.threshold)
+            opts = ReuseOptions(
+                namespace=slot.namespace, threshold=slot.threshold, ttl_s=slot.ttl_s,
+                tags=slot.tags,
+            )  # fmt: skip
             outputs = super().generate(
                 prompt, params, request_id, options=opts, reuse_request=request, **kwargs
             )

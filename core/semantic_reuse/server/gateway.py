@@ -91,7 +91,9 @@ class Gateway:
             slot.bypass("fields")
             return await self._pass_through(request.url.path, slot)
         prompt, params = plan
-        options = ReuseOptions(namespace=slot.namespace, threshold=slot.threshold)
+        options = ReuseOptions(
+            namespace=slot.namespace, threshold=slot.threshold, ttl_s=slot.ttl_s, tags=slot.tags
+        )
         if slot.no_store:
             hit = await self.context.run(self.engine.lookup(prompt, options=client.scoped(
                 options, params)))  # fmt: skip

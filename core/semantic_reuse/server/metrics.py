@@ -4,7 +4,7 @@ Exposed on /metrics as ``semantic_reuse_server_*``:
 ``requests_total{namespace, endpoint, kind, tier}``, ``lookup_seconds{namespace}`` (the
 reuse decision's latency), ``saved_tokens_total{namespace}`` and
 ``saved_seconds_total{namespace}`` (what reused answers did not generate: tokens, and the
-generation time they cost when first made), ``rejected_total{status}`` (requests refused
+generation time that saved, `ReuseInfo.saved_s`), ``rejected_total{status}`` (requests refused
 before the model: keys, bodies, models).
 """
 

@@ -21,6 +21,8 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from semantic_reuse.config import ServerConfig
+from semantic_reuse.options import check_ttl, validate_tags
 from semantic_reuse.outcome import ReuseInfo
 from semantic_reuse.server.admin import PREFIX as ADMIN_PREFIX
 from semantic_reuse.server.admin import handle_admin, parse_json, read_body
@@ -85,6 +87,7 @@ class ReuseMiddleware:
         slot.no_cache, slot.no_store = "no-cache" in directives, "no-store" in directives
         slot.threshold = _threshold(headers.get(context.config.threshold_header),
                                     context.config.threshold_header)  # fmt: skip
+        slot.ttl_s, slot.tags = _lifecycle(headers, context.config)
         return slot, body  # handed on as the client sent it
 
 
@@ -102,6 +105,21 @@ def _threshold(value: str | None, header: str) -> float | None:
     if not 0.0 <= threshold <= 1.0:
         raise HTTPError(400, f"{header} must be a number in [0, 1].", param=header)
     return threshold
+
+
+def _lifecycle(headers: Headers, config: ServerConfig) -> tuple[float | None, tuple[str, ...]]:
+    """The stored answer's lifetime and tags, from their headers; 400 naming a bad one."""
+    ttl, tags = headers.get(config.ttl_header), headers.get(config.tags_header)
+    try:
+        ttl_s = None if ttl is None else check_ttl(float(ttl), config.ttl_header)
+    except (ValueError, TypeError):
+        raise HTTPError(400, f"{config.ttl_header} must be a number of seconds > 0.",
+                        param=config.ttl_header) from None  # fmt: skip
+    try:
+        parts = [] if tags is None else [t.strip() for t in tags.split(",") if t.strip()]
+        return ttl_s, validate_tags(parts, config.tags_header)
+    except (ValueError, TypeError) as exc:
+        raise HTTPError(400, str(exc), param=config.tags_header) from None
 
 
 def _replay(body: bytes | None, receive: Receive) -> Receive:

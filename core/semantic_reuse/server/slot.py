@@ -48,6 +48,10 @@ class RequestSlot:
     no_store: bool = False
     """``Cache-Control: no-store``: do not store this request's answer."""
     threshold: float | None = None
+    ttl_s: float | None = None
+    """The lifetime of the answer this request stores (the ttl header), seconds."""
+    tags: tuple[str, ...] = ()
+    """Tags stored with the answer (the tags header, comma-separated)."""
     info: ReuseInfo | None = None
     """The decision (first output), then the final outcome (last output)."""
     completion_tokens: int = 0

@@ -1,5 +1,5 @@
 """The `semantic-reuse` command line: demo, serve, prepare-model, calibrate, train-verifier,
-bench."""
+bench, and operating a cache: load, export, invalidate, stats."""
 
 from __future__ import annotations
 
@@ -376,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=None, help="first N pairs of each file, N compound queries"
     )
     every.set_defaults(run=_bench_all)
+    from semantic_reuse.tools.admin import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -74,6 +74,8 @@ async def test_a_new_collection_gets_its_layout_and_indexes() -> None:
             "fingerprint": models.KeywordIndexParams(type="keyword"),
             "created_at": models.FloatIndexParams(type="float"),
             "expires_at": models.FloatIndexParams(type="float"),
+            "tags": models.KeywordIndexParams(type="keyword"),
+            "epoch": models.IntegerIndexParams(type="integer", lookup=False, range=True),
         }
         assert all(kwargs["wait"] for _, kwargs in spy.of("create_payload_index"))
         # What local mode does with them: accepts, keeps nothing (a server lists them here).
@@ -106,6 +108,9 @@ async def test_every_filter_the_store_sends_is_on_an_indexed_field() -> None:
         await store.delete_older_than(999.0)
         await store.delete([_point(2).id])
         assert await store.count() == 2
+        # lifecycle: invalidation by tag, and the purge after an epoch bump
+        await store.delete_where("tenant-a", tag="doc-1", created_before=2000.0)
+        await store.delete_where("tenant-a", epoch_below=1)
 
         filters: list[models.Filter] = []
         for name, _args, kwargs in spy.calls:
@@ -117,8 +122,9 @@ async def test_every_filter_the_store_sends_is_on_an_indexed_field() -> None:
                 filters.append(kwargs["count_filter"])
             elif name == "delete" and isinstance(kwargs["points_selector"], models.FilterSelector):
                 filters.append(kwargs["points_selector"].filter)
-        # search, batch (2), count, delete_namespace (a count, then a delete), older_than
-        assert len(filters) == 7
+        # search, batch (2), count, delete_namespace (a count, then a delete), older_than,
+        # delete_where (2)
+        assert len(filters) == 9
         fields = {condition.key for flt in filters for condition in _conditions(flt)}
         assert fields == set(payload_indexes())
     finally:

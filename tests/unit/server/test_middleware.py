@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,8 +76,10 @@ class App:
 
 
 @pytest.fixture
-async def app() -> AsyncIterator[App]:
-    app = App(_config())
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    config = _config()
+    config.lifecycle.state_path = tmp_path / "lifecycle.json"  # not the user's own records
+    app = App(config)
     yield app
     await app.engine.aclose()
 
@@ -121,6 +124,22 @@ async def test_cache_control_and_threshold_reach_the_engine(app: App) -> None:
     assert (first.no_cache, first.no_store, first.threshold) == (True, True, 0.9)
     assert (second.no_cache, second.no_store, second.threshold) == (False, False, None)
     assert first.body["messages"][0]["content"] == "hello"
+
+
+async def test_ttl_and_tags_headers_reach_the_engine(app: App) -> None:
+    async with _client(app) as client:
+        await client.post("/v1/chat/completions", json=_chat(),
+                          headers={"x-semantic-reuse-ttl": "600",
+                                   "x-semantic-reuse-tags": "doc-2, doc-1,,"})  # fmt: skip
+        await client.post("/v1/chat/completions", json=_chat())
+        for bad in ({"x-semantic-reuse-ttl": "0"}, {"x-semantic-reuse-ttl": "soon"},
+                    {"x-semantic-reuse-tags": "x" * 300}):  # fmt: skip
+            refused = await client.post("/v1/chat/completions", json=_chat(), headers=bad)
+            _error(refused, 400)
+            assert next(iter(bad)) in refused.json()["error"]["param"]
+    first, second = app.seen
+    assert (first.ttl_s, first.tags) == (600.0, ("doc-1", "doc-2"))
+    assert (second.ttl_s, second.tags) == (None, ())
 
 
 async def test_decision_in_header_and_json(app: App) -> None:
@@ -179,6 +198,20 @@ async def test_admin_needs_its_own_key(app: App) -> None:
         assert done.json() == {"invalidated": {"namespace": "acme"}}
         _error(await client.post("/admin/invalidate", json={"namespace": "a", "x": 1}), 400)
         _error(await client.post("/admin/invalidate", json={"older_than_s": -1}), 400)
+        # lifecycle: by tag, by age in one namespace, by epoch
+        tagged = {"tag": "doc-1", "namespace": "acme"}
+        assert (await client.post("/admin/invalidate", json=tagged)).json() == {
+            "invalidated": tagged
+        }
+        aged = {"older_than_s": 60, "namespace": "acme"}
+        assert (await client.post("/admin/invalidate", json=aged)).status_code == 200
+        bumped = await client.post("/admin/invalidate",
+                                   json={"bump_epoch": True, "namespace": "acme"})  # fmt: skip
+        assert bumped.json()["epoch"] == 1
+        assert (await app.engine.lifecycle_state("acme")).epoch == 1
+        _error(await client.post("/admin/invalidate", json={"tag": "", "namespace": "a"}), 400)
+        _error(await client.post("/admin/invalidate",
+                                 json={"bump_epoch": False, "namespace": "a"}), 400)  # fmt: skip
         _error(await client.get("/admin/nothing"), 404)
 
 
