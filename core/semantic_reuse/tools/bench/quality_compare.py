@@ -94,14 +94,16 @@ class QualityComparison:
 
 
 def our_sweep(
-    pairs: Sequence[LabelledPair], q1: np.ndarray, q2: np.ndarray, config: HandlerConfig
+    pairs: Sequence[LabelledPair],
+    neighbours: Neighbours,
+    config: HandlerConfig,
+    thresholds: Sequence[float] = OUR_SWEEP,
 ) -> list[SweepPoint]:
-    """The engine's decision (margin, guard) at each threshold of `OUR_SWEEP`."""
+    """The engine's cosine rule (margin, guard) at each of `thresholds`, replayed."""
     sem = config.semantic
     guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
-    neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
     return sweep_neighbours(
-        pairs, neighbours, thresholds=OUR_SWEEP, margin=config.reuse_margin(), guard=guard
+        pairs, neighbours, thresholds=thresholds, margin=config.reuse_margin(), guard=guard
     )
 
 
@@ -135,20 +137,6 @@ def verified_sweep(
         )
         for bar in VERIFIER_SWEEP
     ]
-
-
-def our_sweep_at(
-    pairs: Sequence[LabelledPair], q1: np.ndarray, q2: np.ndarray, config: HandlerConfig
-) -> SweepPoint:
-    """The cosine rule's point at `config`'s calibrated threshold (replayed)."""
-    sem = config.semantic
-    guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
-    neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
-    (point,) = sweep_neighbours(
-        pairs, neighbours, thresholds=[config.reuse_threshold()],
-        margin=config.reuse_margin(), guard=guard,
-    )  # fmt: skip
-    return point
 
 
 def run_gptcache(
@@ -215,24 +203,22 @@ def compare_quality(
     )
     q1 = np.stack([vectors[p.q1] for p in pairs])
     q2 = np.stack([vectors[p.q2] for p in pairs])
+    sem = config.semantic
+    neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
     cosine = SystemQuality(
         system="semantic-reuse",
         default=engine.point,
-        sweep=tuple(our_sweep(pairs, q1, q2, config)),
+        sweep=tuple(our_sweep(pairs, neighbours, config)),
         notes={"margin": engine.margin, "guard": engine.guard, "threshold_scale": "cosine"},
     )
     systems = [cosine]
-    sem = config.semantic
     guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
     expert = config.similarity_threshold is not None  # the cosine rule, no verifier
     verifier = None if expert else build_verifier(config, inner.name, guard)
     if verifier is not None:
         # The engine's point is the verifier's; the cosine rule gets its replayed default.
-        off = config.model_copy(deep=True)
-        off.semantic.verifier = "off"
-        cosine_default = our_sweep_at(pairs, q1, q2, off)
+        (cosine_default,) = our_sweep(pairs, neighbours, config, [config.reuse_threshold()])
         budget = sem.max_error_rate or verifier.default_error_rate
-        neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
         systems = [
             SystemQuality(
                 system="semantic-reuse",
@@ -248,7 +234,7 @@ def compare_quality(
                 system="semantic-reuse (cosine)",
                 default=cosine_default,
                 sweep=cosine.sweep,
-                notes={**cosine.notes, "margin": off.reuse_margin()},
+                notes=cosine.notes,
             ),
         ]
     if baseline:
