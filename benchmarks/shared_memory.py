@@ -53,8 +53,8 @@ def summary(name: str, micros: list[float]) -> str:
 
 def _attached_reads(config: SimilarRequestMemoryConfig, keys: list[str], out: Queue[Any]) -> None:
     with SimilarRequestMemoryManager.attach(config) as shared:
-        micros = timed(lambda i: shared.get_tokens(keys[i]), len(keys))
-        hits = sum(shared.get_tokens(k) is not None for k in keys)
+        micros = timed(lambda i: shared.get_tokens(keys[i], namespace="bench"), len(keys))
+        hits = sum(shared.get_tokens(k, namespace="bench") is not None for k in keys)
     out.put((micros, hits))
 
 
@@ -82,15 +82,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     encode = timed(lambda i: codec.encode(answers[i % len(answers)]), args.ops)
     decode = timed(lambda i: codec.decode(blobs[i % len(blobs)]), args.ops)
     with SimilarRequestMemoryManager(config) as shared:
-        put = timed(lambda i: shared.put_tokens(keys[i], answers[i % len(answers)]), args.ops)
-        present = [k for k in keys if shared.get_tokens(k) is not None]
+        put = timed(
+            lambda i: shared.put_tokens(keys[i], answers[i % len(answers)], namespace="bench"),
+            args.ops,
+        )
+        present = [k for k in keys if shared.get_tokens(k, namespace="bench") is not None]
         absent = keys[: len(keys) - len(present)]
         reads = [present[i % len(present)] for i in range(args.ops)]
         rng.shuffle(reads)
-        get = timed(lambda i: shared.get_tokens(reads[i]), args.ops)
-        miss = timed(lambda i: shared.get_tokens(absent[i]), len(absent))
-        put_sim = timed(lambda i: shared.put_similar(keys[i], similar[i % 100]), args.ops)
-        get_sim = timed(lambda i: shared.get_similar(reads[i]), args.ops)
+        get = timed(lambda i: shared.get_tokens(reads[i], namespace="bench"), args.ops)
+        miss = timed(lambda i: shared.get_tokens(absent[i], namespace="bench"), len(absent))
+        put_sim = timed(
+            lambda i: shared.put_similar(keys[i], similar[i % 100], namespace="bench"), args.ops
+        )
+        get_sim = timed(lambda i: shared.get_similar(reads[i], namespace="bench"), args.ops)
 
         out: Queue[Any] = mp.get_context("spawn").Queue()
         reader = mp.get_context("spawn").Process(target=_attached_reads, args=(config, reads, out))

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if "enhanced_llm" in names or item.path.is_relative_to(e2e):
             item.add_marker(pytest.mark.slow)
-        if names & {"redis_url", "private_redis"}:
+        if names & {"redis_url", "private_redis", "redis_cluster", "redis_clusters"}:
             item.add_marker(pytest.mark.integration)
 
 
@@ -85,10 +85,22 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture
+def forget_prefix(redis_url: str, redis_prefix: str) -> Iterator[None]:
+    """After the test, every key of `redis_prefix` (answers and lifecycle records) is gone."""
+    yield
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for name in client.scan_iter(match=f"{redis_prefix}*", count=1000):
+        client.unlink(name)
+    client.close()
+
+
+@pytest.fixture
 async def redis_tier(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisTier]:
     tier = RedisTier(redis_url, prefix=redis_prefix, timeout_s=1.0)
     yield tier
-    await tier.clear()
+    await tier.clear_all()
     await tier.aclose()
 
 
@@ -147,6 +159,27 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.start()
         yield server
         server.stop()
+
+
+@pytest.fixture
+def redis_clusters(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Starts real Redis Clusters (`tests.redis_cluster.LocalRedisCluster`) on free loopback
+    ports: ``redis_clusters(masters=3, replicas=1)``; all are stopped after the test."""
+    from .redis_cluster import LocalRedisCluster
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli must be on PATH")
+    started: list[LocalRedisCluster] = []
+
+    def start(**options: Any) -> LocalRedisCluster:
+        cluster = LocalRedisCluster(tmp_path / f"cluster{len(started)}", **options)
+        started.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

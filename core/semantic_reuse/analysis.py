@@ -16,17 +16,38 @@ from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.clauses import AsyncConjunctionExtractor, may_be_compound
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
+from semantic_reuse.exact.lifecycle import LifecycleStore
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
+from semantic_reuse.lifecycle import NamespaceState
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.planning import Plan, ReuseDecision
 from semantic_reuse.request import QUESTION_MAX_CHARS, ReuseRequest
-from semantic_reuse.semantic.search import TOO_LONG, SimilaritySearchHelper, SimilaritySearchResult
+from semantic_reuse.routes import SemanticComponent, SemanticRoutes
+from semantic_reuse.semantic.search import TOO_LONG, SimilaritySearchResult
 from semantic_reuse.semantic.store import ScopeFilter
 
+#: Joins the epoch to a fingerprint (`scope_of`): never part of a fingerprint's own digest.
+EPOCH_MARK = "@epoch"
 
-def scope_of(request: ReuseRequest) -> ScopeFilter:
-    """Where a semantic match for `request` may come from."""
-    return ScopeFilter(request.namespace, request.model or "", request.fingerprint)
+
+def scope_of(request: ReuseRequest, epoch: int = 0) -> ScopeFilter:
+    """Where a semantic match for `request` may come from. The namespace's epoch joins the
+    fingerprint (from epoch 1 on): a search never meets an answer of another epoch."""
+    fingerprint = request.fingerprint if not epoch else f"{request.fingerprint}{EPOCH_MARK}{epoch}"
+    return ScopeFilter(request.namespace, request.model or "", fingerprint)
+
+
+class Admission:
+    """The lifecycle check of one lookup: the namespace's record, at the time it began."""
+
+    __slots__ = ("now", "state")
+
+    def __init__(self, state: NamespaceState, now: float) -> None:
+        self.state = state
+        self.now = now
+
+    def __call__(self, key: str, answer: CachedAnswer) -> bool:
+        return self.state.admits(answer, key, self.now)
 
 
 def _number(value: object, default: float) -> float:
@@ -42,15 +63,17 @@ class Analyzer:
         self,
         config: HandlerConfig,
         cache: MultiLevelCacheManager,
-        semantic: Guarded[SimilaritySearchHelper],
+        routes: SemanticRoutes,
         splitter: Guarded[AsyncConjunctionExtractor],
         metrics: Metrics,
+        lifecycle: LifecycleStore | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
-        self.semantic = semantic
+        self.routes = routes
         self.splitter = splitter
         self.metrics = metrics
+        self.lifecycle = lifecycle or LifecycleStore()
 
     def semantic_refusal(self, request: ReuseRequest, reuse: bool) -> str | None:
         """Why this request must not take a semantic answer, or None when it may.
@@ -75,18 +98,20 @@ class Analyzer:
         self, request: ReuseRequest, threshold: float | None, reuse: bool
     ) -> ReuseDecision:
         start = time.perf_counter()
-        plan = Plan(request)
-        exact = await self.tier_exact(request)
+        state = await self.lifecycle.state(request.namespace)
+        admit = Admission(state, time.time())
+        plan = Plan(request, epoch=state.epoch, started_at=admit.now)
+        exact = await self.tier_exact(request, admit)
         refused = self.semantic_refusal(request, reuse)
         if exact is None and refused is not None:
-            exact = await self.durable_exact(request)
+            exact = await self.durable_exact(request, admit)
         if exact is not None:
             plan.set_exact(*exact)
             return self._finish(plan, start)
         if refused is not None:
             plan.refused_by = refused
             return self._finish(plan, start)
-        scope = scope_of(request)
+        scope = scope_of(request, state.epoch)
         top_k = self.config.semantic.top_k
         want_clauses = (
             self.config.features.enable_nlp_enhancement
@@ -96,14 +121,17 @@ class Analyzer:
         )
         split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
         try:
-            found = await self.semantic.call(
-                lambda s: s.search_many([request.semantic_text], top_k, threshold, scope=scope)
+            route = self.routes.for_text(request.semantic_text)
+            found = await route.call(
+                lambda s: s.search_many(
+                    [request.semantic_text], top_k, threshold, scope=scope, admit=admit
+                )
             )
             # The durable record of this very request, when there is one, is among the
             # candidates (cosine 1, same scope): no separate read by id on the common path.
             exact = self._durable_among(request, found)
             if exact is None and found and found[0].decision.reason == TOO_LONG:
-                exact = await self.durable_exact(request)  # not searched: read it by id
+                exact = await self.durable_exact(request, admit)  # not searched: read by id
             if exact is not None:
                 plan.set_exact(*exact)
                 return self._finish(plan, start)
@@ -123,25 +151,32 @@ class Analyzer:
             if plan.answer is not None:
                 return self._finish(plan, start)
         if len(clauses) >= 2:
-            await self._analyze_clauses(plan, clauses, threshold, scope)
+            await self._analyze_clauses(plan, clauses, threshold, scope, admit)
         return self._finish(plan, start)
 
     async def _analyze_clauses(
-        self, plan: Plan, clauses: list[str], threshold: float | None, scope: ScopeFilter
-    ) -> None:
+        self, plan: Plan, clauses: list[str], threshold: float | None, scope: ScopeFilter,
+        admit: Admission,
+    ) -> None:  # fmt: skip
         subs = [plan.request.with_text(c) for c in clauses]
-        exacts = await asyncio.gather(*(self.exact(s) for s in subs))
+        exacts = await asyncio.gather(*(self.exact(s, admit) for s in subs))
         plan.set_clauses(subs, exacts)
         todo = [i for i, e in enumerate(exacts) if e is None]
         if not todo:
             return
         texts = [subs[i].semantic_text for i in todo]
         top_k = self.config.semantic.top_k
-        found = await self.semantic.call(
-            lambda s: s.search_many(texts, top_k, threshold, scope=scope)
-        )
-        for i, result in zip(todo, found or [], strict=False):
-            plan.set_clause_search(i, result)
+
+        async def search(route: SemanticComponent, which: list[int]) -> None:
+            part = [texts[j] for j in which]
+            found = await route.call(
+                lambda s: s.search_many(part, top_k, threshold, scope=scope, admit=admit)
+            )
+            for j, result in zip(which, found or [], strict=False):
+                plan.set_clause_search(todo[j], result)
+
+        # Clauses of one question may be in two scripts: each route searches its own, at once.
+        await asyncio.gather(*(search(r, which) for r, which in self.routes.partition(texts)))
 
     def _finish(self, plan: Plan, start: float) -> ReuseDecision:
         elapsed = time.perf_counter() - start
@@ -150,23 +185,35 @@ class Analyzer:
         self.metrics.observe("stage_seconds", elapsed, stage="lookup")
         return decision
 
-    async def exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
+    async def exact(
+        self, request: ReuseRequest, admit: Admission
+    ) -> tuple[CachedAnswer, str] | None:
         """The answer stored for exactly this request, and the tier that held it."""
-        return await self.tier_exact(request) or await self.durable_exact(request)
+        return await self.tier_exact(request, admit) or await self.durable_exact(request, admit)
 
-    async def tier_exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
+    async def tier_exact(
+        self, request: ReuseRequest, admit: Admission
+    ) -> tuple[CachedAnswer, str] | None:
         """The exact tiers' answer (memory, host shared memory, Redis)."""
         if not self.config.features.enable_exact_cache:
             return None
-        hit = await self.cache.get(request.hash_id, namespace=request.namespace)
+        key = request.hash_id
+        hit = await self.cache.get(
+            key, namespace=request.namespace, accept=lambda answer: admit(key, answer)
+        )
         return None if hit is None else (hit.answer, hit.tier)
 
-    async def durable_exact(self, request: ReuseRequest) -> tuple[CachedAnswer, str] | None:
+    async def durable_exact(
+        self, request: ReuseRequest, admit: Admission
+    ) -> tuple[CachedAnswer, str] | None:
         """The vector store's point by hash id: the durable record, it survives restarts."""
         if not self.config.features.enable_exact_cache:
             return None
-        answer = await self.semantic.call(lambda s: s.get(request.hash_id))
-        return None if answer is None else self._promote(request, answer)
+        route = self.routes.for_text(request.semantic_text)
+        answer = await route.call(lambda s: s.get(request.hash_id))
+        if answer is None or not admit(request.hash_id, answer):
+            return None
+        return self._promote(request, answer)
 
     def _durable_among(
         self, request: ReuseRequest, found: list[SimilaritySearchResult] | None

@@ -32,7 +32,14 @@ _FORMATS_BY_BYTE = {v: k for k, v in _FORMAT_BYTES.items()}
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    """The reusable part of a model's answer."""
+    """The reusable part of a model's answer, and how long it may be served.
+
+    Lifecycle (docs/operations.md, "Answer lifecycle"): `tags` were given when it was stored
+    (e.g. the source document of a RAG answer: invalidate by tag retires it); `epoch` is its
+    namespace's epoch when the request that made it began (a bumped epoch retires it);
+    `expires_at` (wall clock) ends it in every tier; with `sliding`, each use moves
+    `expires_at` to `ttl_s` after that use.
+    """
 
     text: str
     token_ids: tuple[int, ...] = ()
@@ -41,6 +48,11 @@ class CachedAnswer:
     created_at: float = field(default_factory=time.time)
     source_prompt: str | None = None
     metadata: Mapping[str, JSONValue] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    epoch: int = 0
+    expires_at: float | None = None
+    ttl_s: float | None = None
+    sliding: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
@@ -54,12 +66,18 @@ class CachedAnswer:
             raise InvalidTypeError(
                 f"metadata must be a mapping, got {type(self.metadata).__name__}"
             )
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    def expired(self, now: float) -> bool:
+        """Whether its lifetime ended at `now` (wall clock)."""
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def nbytes(self) -> int:
         """A cheap estimate of the memory this answer holds (for the L1 byte budget)."""
         prompt = len(self.source_prompt.encode()) if self.source_prompt else 0
-        return 200 + len(self.text.encode()) + 8 * len(self.token_ids) + prompt
+        tags = sum(len(t) + 8 for t in self.tags)
+        return 200 + len(self.text.encode()) + 8 * len(self.token_ids) + prompt + tags
 
     @classmethod
     def from_any(cls, value: object, *, source_prompt: str | None = None) -> CachedAnswer:
@@ -110,8 +128,9 @@ class CachedAnswer:
         )
 
     def to_dict(self) -> dict[str, JSONValue]:
-        """A JSON-able dict (also the vector store's payload)."""
-        return {
+        """A JSON-able dict (also the vector store's payload). The lifecycle fields appear
+        only when set, so an answer without them encodes as before they existed."""
+        data: dict[str, JSONValue] = {
             "text": self.text,
             "token_ids": list(self.token_ids),
             "finish_reason": self.finish_reason,
@@ -120,6 +139,17 @@ class CachedAnswer:
             "source_prompt": self.source_prompt,
             "metadata": dict(self.metadata),
         }
+        if self.tags:
+            data["tags"] = list(self.tags)
+        if self.epoch:
+            data["epoch"] = self.epoch
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at
+        if self.ttl_s is not None:
+            data["ttl_s"] = self.ttl_s
+        if self.sliding:
+            data["sliding"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CachedAnswer:
@@ -132,6 +162,11 @@ class CachedAnswer:
             finish = data.get("finish_reason")
             source = data.get("source_prompt")
             created = data.get("created_at", 0.0)
+            tags = data.get("tags") or []
+            epoch = data.get("epoch", 0)
+            expires = data.get("expires_at")
+            ttl = data.get("ttl_s")
+            sliding = data.get("sliding", False)
             if not (
                 isinstance(text, str)
                 and isinstance(token_ids, list)
@@ -142,6 +177,13 @@ class CachedAnswer:
                 and (finish is None or isinstance(finish, str))
                 and (source is None or isinstance(source, str))
                 and isinstance(created, (int, float))
+                and isinstance(tags, list)
+                and all(isinstance(t, str) for t in tags)
+                and isinstance(epoch, int)
+                and not isinstance(epoch, bool)
+                and (expires is None or isinstance(expires, (int, float)))
+                and (ttl is None or isinstance(ttl, (int, float)))
+                and isinstance(sliding, bool)
             ):
                 raise AnswerDecodeError("answer fields have the wrong types")
             return cls(
@@ -152,6 +194,11 @@ class CachedAnswer:
                 created_at=float(created),
                 source_prompt=source,
                 metadata=metadata,
+                tags=tuple(tags),
+                epoch=epoch,
+                expires_at=None if expires is None else float(expires),
+                ttl_s=None if ttl is None else float(ttl),
+                sliding=sliding,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise AnswerDecodeError(f"not an answer: {exc!r}") from exc

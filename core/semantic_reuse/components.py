@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from semantic_reuse._log import logger
 from semantic_reuse.breaker import CircuitBreaker
+from semantic_reuse.errors import ComponentDisabledError
 from semantic_reuse.metrics import Metrics
+from semantic_reuse.redaction import describe_error
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -42,6 +44,7 @@ class Guarded(Generic[C]):
         self._instance = instance
         self._build = build
         self._building: asyncio.Future[C] | None = None
+        self._failing = False  # the last call failed
 
     @property
     def ready(self) -> C | None:
@@ -60,14 +63,28 @@ class Guarded(Generic[C]):
             self._instance = await asyncio.shield(self._building)
         except asyncio.CancelledError:
             raise
+        except ComponentDisabledError as exc:
+            # Off for the life of the process: said once, never built again.
+            self._build = self._building = None
+            self.metrics.inc("errors_total", component=self.name)
+            logger.warning("{} off: {}", self.name, describe_error(exc, limit=600))
+            return None
         except Exception as exc:
             self.failed(exc)
             self._building = None  # the breaker decides when a new attempt is made
             return None
         return self._instance
 
-    async def call(self, fn: Callable[[C], Awaitable[T]]) -> T | None:
-        """`fn(component)` under the breaker and the deadline; None if skipped or failed."""
+    async def call(
+        self,
+        fn: Callable[[C], Awaitable[T]],
+        *,
+        timeout_s: float | Literal["default"] | None = "default",
+    ) -> T | None:
+        """`fn(component)` under the breaker and the deadline (the component's, unless
+        `timeout_s` names another: writes off the request path get a longer one); None if
+        skipped or failed."""
+        deadline = self.timeout_s if timeout_s == "default" else timeout_s
         if not self.breaker.allow():
             self.metrics.inc("skipped_total", component=self.name)
             return None
@@ -75,21 +92,27 @@ class Guarded(Generic[C]):
         if component is None:
             return None
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(deadline):
                 result = await fn(component)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.failed(exc)
             return None
+        self._failing = False
         self.breaker.record_success()
         return result
 
     def failed(self, exc: BaseException) -> None:
-        """Count and report a failure (the breaker logs state changes once each)."""
+        """Count and report a failure (the breaker logs state changes once each; the traceback
+        of the first failure in a row is logged at DEBUG, the next ones in one line)."""
         self.breaker.record_failure(exc)
         self.metrics.inc("errors_total", component=self.name)
-        logger.opt(exception=exc).debug("{} failed; falling through", self.name)
+        if self._failing:
+            logger.debug("{} failed again; falling through: {}", self.name, describe_error(exc))
+        else:
+            logger.opt(exception=exc).debug("{} failed; falling through", self.name)
+        self._failing = True
 
     async def cancel_build(self) -> None:
         if self._building is not None and not self._building.done():

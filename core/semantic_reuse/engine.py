@@ -17,7 +17,15 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Coroutine, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Self, TypeVar
 
 from semantic_reuse._log import logger
@@ -28,15 +36,20 @@ from semantic_reuse.breaker import CircuitBreaker
 from semantic_reuse.clauses import AsyncConjunctionExtractor
 from semantic_reuse.components import Guarded
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.defaults import build_search_helper, build_splitter
+from semantic_reuse.defaults import build_splitter, lifecycle_path
 from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, UsageError, shown
+from semantic_reuse.exact.lifecycle import LifecycleStore
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
+from semantic_reuse.lifecycle import NamespaceState, StorePolicy
+from semantic_reuse.maintenance import LoadReport, Maintenance
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.options import ReuseOptions, check_limits, check_message_count
-from semantic_reuse.outcome import ReuseHit, ReuseResult
+from semantic_reuse.outcome import ReuseHit, ReuseKind, ReuseResult
 from semantic_reuse.pipeline import Pipeline, PipelineEvent, PipelineSteps
 from semantic_reuse.planning import ReuseDecision
-from semantic_reuse.request import ReuseRequest, validate_namespace
+from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, validate_namespace
+from semantic_reuse.routes import SemanticRoutes
+from semantic_reuse.savings import Savings
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
 from semantic_reuse.sync import SyncRunner
@@ -62,18 +75,7 @@ class ReuseEngine:
             metrics = cache.metrics if cache else search.metrics if search else Metrics()
         self.metrics = metrics
         self.cache = cache or MultiLevelCacheManager.from_config(self.config, metrics=self.metrics)
-        self.semantic: Guarded[SimilaritySearchHelper] = Guarded(
-            "semantic",
-            breaker=CircuitBreaker.from_config("semantic", self.config.performance),
-            metrics=self.metrics,
-            instance=search,
-            build=(
-                functools.partial(build_search_helper, self.config, self.metrics)
-                if self.config.features.enable_semantic_reuse
-                else None
-            ),
-            timeout_s=self.config.semantic.timeout_s,
-        )
+        self.routes = SemanticRoutes.from_config(self.config, self.metrics, search=search)
         self.splitter: Guarded[AsyncConjunctionExtractor] = Guarded(
             "splitter",
             breaker=CircuitBreaker.from_config("splitter", self.config.performance),
@@ -81,9 +83,17 @@ class ReuseEngine:
             instance=splitter,
             build=functools.partial(build_splitter, self.config),
         )
-        self.pipeline = Pipeline(
-            Analyzer(self.config, self.cache, self.semantic, self.splitter, self.metrics)
+        self.lifecycle = LifecycleStore(
+            redis=self.cache.redis,
+            path=lifecycle_path(self.config, own_stores=search is None),
+            refresh_s=self.config.lifecycle.state_refresh_s,
         )
+        analyzer = Analyzer(
+            self.config, self.cache, self.routes, self.splitter, self.metrics, self.lifecycle
+        )
+        self.savings = Savings(self.config.savings, metrics=self.metrics)
+        self.pipeline = Pipeline(analyzer, self.savings)
+        self.maintenance = Maintenance(self.config, self.cache, self.routes, self.lifecycle)
         self._runner = SyncRunner()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # where it was first used
@@ -99,9 +109,15 @@ class ReuseEngine:
         on the first request."""
         await asyncio.gather(self.semantic.get(), self.splitter.get())
 
+    @property
+    def semantic(self) -> Guarded[SimilaritySearchHelper]:
+        """The semantic component of English text (with one embedder: of every text)."""
+        return self.routes.primary
+
     # -- public API ------------------------------------------------------------------
     # Each method takes the per-request options as `options=` or as keywords
-    # (namespace, model, params, threshold, reuse, question): see `ReuseOptions`.
+    # (namespace, model, params, threshold, reuse, question, ttl_s, sliding, tags): see
+    # `ReuseOptions`.
 
     def request(
         self, prompt: PromptInput, options: ReuseOptions, backend: object = None
@@ -140,7 +156,8 @@ class ReuseEngine:
         self, items: Sequence[tuple[PromptInput, object]], *,
         options: ReuseOptions | None = None, **option_kwargs: Any,
     ) -> list[str]:  # fmt: skip
-        """`store` for many (prompt, answer) pairs: one embedding batch, one upsert."""
+        """`store` for many (prompt, answer) pairs: one embedding batch, one upsert. The
+        options' `ttl_s`, `sliding` and `tags` are stored with the answers."""
         opts = ReuseOptions.of(options, **option_kwargs)
         if (
             not isinstance(items, Sequence)
@@ -149,13 +166,15 @@ class ReuseEngine:
         ):
             raise InvalidTypeError("items must be a sequence of (prompt, answer) pairs")
         requests = [self.request(p, opts) for p, _ in items]
-        answers = [
-            check_answer(
-                CachedAnswer.from_any(a, source_prompt=r.semantic_text), self.config.limits
-            )
+        now = time.time()
+        sliding = self.config.lifecycle.sliding if opts.sliding is None else opts.sliding
+        epoch = (await self.lifecycle.state(opts.namespace)).epoch
+        policy = StorePolicy(epoch, opts.ttl_s, sliding, opts.tags)
+        limits = self.config.limits
+        writes = [
+            (r, policy.stamp(check_answer(CachedAnswer.from_any(a, source_prompt=r.semantic_text), limits), now))
             for r, (_, a) in zip(requests, items, strict=True)
         ]
-        writes = list(zip(requests, answers, strict=True))
         self._bind_loop()
         self.pipeline.write_exact(writes)
         await self.pipeline.add_vectors(writes)
@@ -176,9 +195,13 @@ class ReuseEngine:
     ) -> ReuseHit | None:
         """A complete reusable answer (exact, semantic or composed), or None."""
         decision = await self.analyze(prompt, options=options, **option_kwargs)
-        if decision.answer is None:
+        namespace = decision.plan.request.namespace
+        if decision.answer is None:  # the caller generates all of it
+            self.savings.record(namespace, ReuseKind.MISS, None)
             return None
-        return ReuseHit(decision.answer, decision.info)
+        result = self.pipeline.account(decision, ReuseResult(decision.answer, decision.info))
+        self.pipeline.renew(decision, result)
+        return ReuseHit(decision.answer, result.info)
 
     async def lookup_many(
         self, prompts: Sequence[PromptInput], **kwargs: Any
@@ -229,8 +252,45 @@ class ReuseEngine:
     ) -> None:
         """Forget the answer stored for exactly this request, in every tier."""
         request = self.request(prompt, ReuseOptions.of(options, **option_kwargs))
-        await self.cache.invalidate(request.hash_id, namespace=request.namespace)
-        await self.semantic.call(lambda s: s.store.delete([request.hash_id]))
+        await self.maintenance.invalidate_ids([request.hash_id], request.namespace)
+
+    async def invalidate_id(self, hash_id: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Forget the answer stored under `hash_id` (``ReuseInfo.hash_id``) in `namespace`,
+        in every tier, vector store and process (its lifecycle record)."""
+        if not isinstance(hash_id, str) or not hash_id:
+            raise InvalidRequestError(f"hash_id must be a non-empty str, got {shown(hash_id)}")
+        await self.maintenance.invalidate_ids([hash_id], namespace)
+
+    async def invalidate_tag(
+        self, tags: str | Sequence[str], *, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
+        """Retire every answer of the namespace stored with one of `tags` (before now), in
+        every tier and process (docs/operations.md, "Answer lifecycle")."""
+        await self.maintenance.invalidate_tags([tags] if isinstance(tags, str) else tags, namespace)
+
+    async def bump_epoch(self, namespace: str = DEFAULT_NAMESPACE) -> int:
+        """Retire every answer of the namespace at once (a new model version, a changed
+        prompt template): its epoch goes up by one; returns the new epoch."""
+        return await self.maintenance.bump_epoch(namespace)
+
+    async def lifecycle_state(self, namespace: str = DEFAULT_NAMESPACE) -> NamespaceState:
+        """The namespace's lifecycle record (epoch, retirements) as this process sees it."""
+        return await self.lifecycle.state(validate_namespace(namespace))
+
+    def export(self, namespace: str = DEFAULT_NAMESPACE) -> AsyncIterator[dict[str, Any]]:
+        """The namespace's servable answers as JSON-able records (`load`'s format)."""
+        return self.maintenance.export(namespace)
+
+    async def load(
+        self, records: Iterable[Mapping[str, Any]], *, namespace: str = DEFAULT_NAMESPACE,
+        model: str | None = None, tags: Sequence[str] = (), ttl_s: float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> LoadReport:  # fmt: skip
+        """Seed the namespace with curated question/answer records (`export`'s format)."""
+        self._bind_loop()
+        return await self.maintenance.load(
+            records, namespace=namespace, model=model, tags=tags, ttl_s=ttl_s, progress=progress
+        )
 
     async def feedback(self, matched_id: str, correct: bool) -> bool:
         """Report whether an answer served as a paraphrase was right.
@@ -251,38 +311,53 @@ class ReuseEngine:
             return True
         if not _HASH_ID.fullmatch(matched_id):
             return False  # no entry has an id of another shape: the store is not asked
-        found = await self.semantic.call(lambda s: s.withdraw(matched_id))
-        return bool(found)
+        # The entry is in the store of the route that served it: the English one, or another
+        # route this process has built (a route never built served nothing here).
+        for route in self.routes.routes:
+            if (route is self.semantic or route.ready is not None) and await route.call(
+                lambda s: s.withdraw(matched_id)
+            ):
+                return True
+        return False
 
     async def clear(self, namespace: str) -> None:
-        """Forget every answer of a namespace (tenant)."""
-        validate_namespace(namespace)  # never None: the tiers read None as every tenant
-        await self.cache.clear(namespace)
-        await self.semantic.call(lambda s: s.store.delete_namespace(namespace))
+        """Forget every answer of a namespace (tenant): its exact answers in every tier and
+        its vector points (and, through its lifecycle record, the copies other processes
+        hold in memory). Other namespaces keep theirs; a falsy namespace is refused."""
+        await self.maintenance.clear(namespace)
 
-    async def forget_older_than(self, age_s: float) -> None:
-        """Delete answers stored more than `age_s` seconds ago from memory and the vector
-        store (Redis entries expire on their TTL: scanning a shared Redis is not cheap)."""
-        number = isinstance(age_s, (int, float)) and not isinstance(age_s, bool)
-        if not number or not 0 <= age_s < 1e15:  # NaN, infinities and huge ints too
-            raise InvalidRequestError(f"age_s must be a finite number >= 0, got {shown(age_s)}")
-        cutoff = time.time() - age_s
-        await self.cache.memory.drop_created_before(cutoff)
-        await self.semantic.call(lambda s: s.store.delete_older_than(cutoff))
+    async def forget_older_than(self, age_s: float, *, namespace: str | None = None) -> None:
+        """Retire answers created more than `age_s` seconds ago. With `namespace`: in every
+        tier and process (its lifecycle record). Without: in every namespace, deleted from
+        this process's memory and the vector stores (Redis and host shared memory entries
+        then end on their TTL)."""
+        await self.maintenance.forget_older_than(age_s, namespace)
 
     async def flush(self) -> None:
-        """Wait for background stores (to Redis and the vector store)."""
+        """Wait for background stores (to Redis and the vector store), then have the vector
+        store write them to disk: every answer stored before the call is then durable
+        (operations.md, Durability); a store that failed is counted in `errors_total`."""
         await self.pipeline.flush()
         await self.cache.flush()
+        for route in self.routes.routes:
+            if route.ready is not None:
+                await route.call(lambda search: search.store.flush())
 
     def stats(self) -> dict[str, Any]:
-        """Lookups and hits per kind and tier, stage latencies, errors per component."""
+        """Lookups and hits per kind and tier, stage latencies, errors per component, and
+        what reuse saved per namespace (``"savings"``: `Savings.stats`)."""
         stats = self.cache.stats()
-        stats["breakers"] = {c.name: c.breaker.state.value for c in (self.semantic, self.splitter)}
+        breakers = [c.breaker for c in self.routes.routes] + [self.splitter.breaker]
+        stats["breakers"] = {b.name: b.state.value for b in breakers}
         if (search := self.semantic.ready) is not None:
             stats["embedder"] = dataclasses.asdict(search.embedder.stats())
+        for route in self.routes.routes[1:]:
+            if (search := route.ready) is not None:
+                stats[f"embedder:{route.name}"] = dataclasses.asdict(search.embedder.stats())
         if (splitter := self.splitter.ready) is not None:
             stats["splitter"] = dataclasses.asdict(splitter.stats)
+        stats["savings"] = self.savings.stats()
+        stats["lifecycle"] = {"records": self.lifecycle.backend}
         return stats
 
     async def aclose(self) -> None:
@@ -290,13 +365,16 @@ class ReuseEngine:
             return
         self._closed = True
         await self.flush()
+        self.savings.write_history()
         await self.cache.aclose()
-        await self.semantic.cancel_build()
+        for route in self.routes.routes:
+            await route.cancel_build()
         await self.splitter.cancel_build()
         # Components given by the caller may be shared: closing them is the caller's job.
-        if (search := self.semantic.ready) is not None and self.semantic.owned:
-            await search.embedder.aclose()
-            await search.store.aclose()
+        for route in self.routes.routes:
+            if (search := route.ready) is not None and route.owned:
+                await search.embedder.aclose()
+                await search.store.aclose()
         if (splitter := self.splitter.ready) is not None and self.splitter.owned:
             splitter.close()
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 __all__ = [
     "AnswerDecodeError",
     "AnswerTooLargeError",
+    "ComponentDisabledError",
     "ComponentUnavailableError",
     "ConfigurationError",
     "InvalidRequestError",
     "InvalidTypeError",
     "SemanticReuseError",
+    "SharedMemoryRefusedError",
+    "StoreInUseError",
     "UsageError",
     "shown",
 ]
@@ -51,6 +54,20 @@ class AnswerTooLargeError(SemanticReuseError, ValueError):
 
 class ComponentUnavailableError(SemanticReuseError, RuntimeError):
     """A component cannot be used: a model or package is missing, or it was closed."""
+
+
+class SharedMemoryRefusedError(ComponentUnavailableError):
+    """Host shared memory that this user cannot trust: a segment, its lock file or the
+    per-user secret file owned by another user, open to others, or written with another
+    secret. The shared tier refuses it and requests fall through to the next tier."""
+
+
+class StoreInUseError(ComponentUnavailableError):
+    """An embedded vector store's folder is open in another process."""
+
+
+class ComponentDisabledError(ComponentUnavailableError):
+    """A component that is off for the life of this process: it is not tried again."""
 
 
 class UsageError(SemanticReuseError, RuntimeError):

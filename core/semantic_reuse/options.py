@@ -8,7 +8,8 @@ these options and hands the same object down; no layer re-declares or re-validat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -18,7 +19,12 @@ from semantic_reuse.request import DEFAULT_NAMESPACE, ReuseRequest, validate_nam
 if TYPE_CHECKING:
     from semantic_reuse.config import LimitsConfig
 
-_FIELDS = ("namespace", "model", "params", "threshold", "reuse", "question")
+_FIELDS = (
+    "namespace", "model", "params", "threshold", "reuse", "question", "ttl_s", "sliding", "tags",
+)  # fmt: skip
+#: Bounds of the tags one answer carries.
+MAX_TAGS = 64
+MAX_TAG_CHARS = 256
 
 
 def check_threshold(value: object, name: str = "threshold") -> None:
@@ -29,6 +35,39 @@ def check_threshold(value: object, name: str = "threshold") -> None:
         raise InvalidTypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
     if not 0.0 <= value <= 1.0:
         raise InvalidRequestError(f"{name} must be in [0, 1], got {shown(value)}")
+
+
+def check_ttl(value: object, name: str = "ttl_s") -> float | None:
+    """None, or a lifetime in seconds (a finite number > 0); else TypeError/ValueError
+    naming `name`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidRequestError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def validate_tags(value: object, name: str = "tags") -> tuple[str, ...]:
+    """Tags as a sorted tuple without repeats: an iterable (not a str) of at most `MAX_TAGS`
+    non-empty strings of at most `MAX_TAG_CHARS` characters each."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidTypeError(f"{name} must be a list of str, got {type(value).__name__}")
+    tags = set()
+    for tag in value:
+        if not isinstance(tag, str):
+            raise InvalidTypeError(f"{name} must hold str, got {type(tag).__name__}")
+        if not tag or len(tag) > MAX_TAG_CHARS or not tag.isprintable():
+            raise InvalidRequestError(
+                f"each of {name} must be 1-{MAX_TAG_CHARS} printable characters, got {tag!r:.80}"
+            )
+        tags.add(tag)
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequestError(f"{name} holds {len(tags)} tags, at most {MAX_TAGS} allowed")
+    return tuple(sorted(tags))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +84,12 @@ class ReuseOptions:
         reuse: False: no semantic or clause reuse for this request (an exact hit still counts).
         question: the question inside a templated prompt: only it is compared by meaning and
             the text around it (retrieved context) must be equal for an answer to transfer.
+        ttl_s: how long the answer this request stores may be served, in seconds; None: the
+            tiers' own limits (`cache.*_ttl_s`). Does not change what the request may reuse.
+        sliding: True: the lifetime restarts at every use of the answer (`ttl_s` after the
+            last use); None: `lifecycle.sliding`.
+        tags: labels stored with the answer (e.g. the ids of the documents it was drawn from):
+            `ReuseEngine.invalidate_tag` retires every answer that carries one.
     """
 
     namespace: str = DEFAULT_NAMESPACE
@@ -53,6 +98,9 @@ class ReuseOptions:
     threshold: float | None = None
     reuse: bool = True
     question: str | None = None
+    ttl_s: float | None = None
+    sliding: bool | None = None
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_namespace(self.namespace)
@@ -67,6 +115,10 @@ class ReuseOptions:
             not isinstance(self.question, str) or not self.question.strip()
         ):
             raise InvalidRequestError("question must be a non-empty str or None")
+        object.__setattr__(self, "ttl_s", check_ttl(self.ttl_s))
+        if self.sliding is not None and not isinstance(self.sliding, bool):
+            raise InvalidTypeError(f"sliding must be a bool or None, got {self.sliding!r}")
+        object.__setattr__(self, "tags", validate_tags(self.tags))
 
     @classmethod
     def of(cls, options: ReuseOptions | None = None, **overrides: Any) -> Self:

@@ -47,6 +47,8 @@ class ReuseInfo:
     refused_by: str | None = None
     elapsed_s: float = 0.0
     saved_s: float = 0.0
+    """The generation seconds this reuse saved: reused tokens / the rate measured on misses
+    (`semantic_reuse.savings`); 0 for a miss, or before any rate is known."""
     generated_tokens: int = 0
     matched_id: str | None = None
     """The id of the entry a paraphrase hit was served from: give it to

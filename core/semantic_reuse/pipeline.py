@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
@@ -28,10 +29,13 @@ from semantic_reuse.analysis import Analyzer, scope_of
 from semantic_reuse.answer import AnswerTooLargeError, CachedAnswer, check_answer
 from semantic_reuse.backend import Backend, Delta
 from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+from semantic_reuse.lifecycle import StorePolicy, renewal
 from semantic_reuse.options import ReuseOptions
-from semantic_reuse.outcome import ReuseResult
+from semantic_reuse.outcome import ReuseKind, ReuseResult
 from semantic_reuse.planning import ReuseDecision, compose, storable
 from semantic_reuse.request import ReuseRequest
+from semantic_reuse.routes import SemanticComponent
+from semantic_reuse.savings import Savings
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.semantic.store import ScopeFilter
 from semantic_reuse.singleflight import SingleFlight
@@ -45,6 +49,8 @@ class Decided:
 
 
 PipelineEvent = Decided | Delta | ReuseResult
+VectorItem = tuple[str, str, CachedAnswer, Any]
+"""A durable record to add: id, text, answer, the lookup's vector or None."""
 
 
 class PipelineSteps(Protocol):
@@ -66,12 +72,13 @@ class Pipeline:
     """The request flow of one `ReuseEngine` (its components, single-flight, background
     stores). Frontends call `run`; the steps are public for `PipelineSteps` wrappers."""
 
-    def __init__(self, analyzer: Analyzer) -> None:
+    def __init__(self, analyzer: Analyzer, savings: Savings | None = None) -> None:
         self.analyzer = analyzer
         self.config = analyzer.config
         self.cache = analyzer.cache
-        self.semantic = analyzer.semantic
+        self.routes = analyzer.routes
         self.metrics = analyzer.metrics
+        self.savings = savings or Savings(metrics=analyzer.metrics)
         self._flights: SingleFlight[ReuseResult] = SingleFlight()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -90,8 +97,9 @@ class Pipeline:
             result = ReuseResult(decision.answer, decision.info)
             step.store_exact(decision, result)
             step.store_vectors(decision, result)
-            yield result
+            yield self.account(decision, result)
             return
+        started = time.perf_counter()
         with self._flights.lead(request.hash_id) as flight:
             final: ReuseResult | None = None
             parts = step.generate(decision, backend)
@@ -107,7 +115,7 @@ class Pipeline:
             step.store_vectors(decision, final)
             if storable(final.answer):
                 flight.set_result(final)
-        yield final
+        yield self.account(decision, final, time.perf_counter() - started)
 
     async def check(self, request: ReuseRequest, options: ReuseOptions) -> ReuseDecision:
         """The analysis of `request`, then single-flight: when nothing was reusable but an
@@ -116,6 +124,11 @@ class Pipeline:
         start = time.perf_counter()
         while True:
             decision = await self.analyzer.analyze(request, options.threshold, options.reuse)
+            plan = decision.plan
+            sliding = self.config.lifecycle.sliding if options.sliding is None else options.sliding
+            plan.store_as = StorePolicy(
+                plan.epoch, options.ttl_s, sliding, options.tags, plan.started_at
+            )
             if decision.answer is not None:
                 return decision
             if request.hash_id in self._flights:
@@ -140,14 +153,56 @@ class Pipeline:
 
     def store_exact(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """The exact tiers: the whole answer and every generated clause (L1 now, L2 in the
-        cache's background)."""
-        self.write_exact(self.admitted(decision.plan.exact_writes(result)))
+        cache's background), stamped with the request's lifecycle (`StorePolicy`); a sliding
+        answer served again is renewed (`renew`)."""
+        plan, now = decision.plan, time.time()
+        policy = plan.policy()
+        self.write_exact(
+            [(r, policy.stamp(a, now)) for r, a in self.admitted(plan.exact_writes(result))]
+        )
+        if result.info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC):
+            self.renew(decision, result, policy)
 
     def store_vectors(self, decision: ReuseDecision, result: ReuseResult) -> None:
         """Durable vector records in the background, with the embeddings the lookup made."""
-        writes = self.admitted(decision.plan.vector_writes(result))
+        plan, now = decision.plan, time.time()
+        policy = plan.policy()
+        writes = [(r, policy.stamp(a, now)) for r, a in self.admitted(plan.vector_writes(result))]
         if writes:
-            self._track(self.add_vectors(writes, decision.plan.vectors))
+            self._track(self.add_vectors(writes, plan.vectors))
+
+    def account(
+        self, decision: ReuseDecision, result: ReuseResult, generation_s: float | None = None
+    ) -> ReuseResult:
+        """Record what this request reused and generated (`Savings`); `result` with the
+        generation seconds its reuse saved (`ReuseInfo.saved_s`, an estimate)."""
+        plan, info = decision.plan, result.info
+        saved = self.savings.record(
+            plan.request.namespace, info.kind, info.tier, plan.reused(result),
+            plan.generated(result), generation_s,
+        )  # fmt: skip
+        if not saved:
+            return result
+        return dataclasses.replace(result, info=dataclasses.replace(info, saved_s=saved))
+
+    def renew(
+        self, decision: ReuseDecision, result: ReuseResult, policy: StorePolicy | None = None
+    ) -> None:
+        """A sliding answer just served lives `ttl_s` from now: written again in the exact
+        tiers under this request's key, its durable records' expiry moved (in the
+        background). Only when due (`lifecycle.renewal`)."""
+        now = time.time()
+        fresh = renewal(result.answer, now)
+        if fresh is None or fresh.expires_at is None:
+            return
+        request, expires_at = decision.plan.request, fresh.expires_at
+        if policy is not None:
+            fresh = policy.stamp(fresh, now)
+        self.write_exact([(request, fresh)])
+        ids = list(dict.fromkeys(i for i in (request.hash_id, result.info.matched_id) if i))
+        route = self.routes.for_text(request.semantic_text)
+        self._track(_set_expiry(route, ids, expires_at))
+        self.metrics.inc("renewals_total")
 
     def admitted(
         self, writes: Sequence[tuple[ReuseRequest, CachedAnswer]]
@@ -179,15 +234,19 @@ class Pipeline:
         known: Mapping[str, Any] | None = None,
     ) -> None:
         """Upsert durable records, grouped by scope. Failures are counted, never raised."""
-        groups: dict[ScopeFilter, list[tuple[str, str, CachedAnswer, Any]]] = {}
+        known = known or {}
+        groups: dict[tuple[SemanticComponent, ScopeFilter], list[VectorItem]] = {}
         for request, answer in items:
-            vector = (known or {}).get(request.hash_id)
-            groups.setdefault(scope_of(request), []).append(
-                (request.hash_id, request.semantic_text, answer, vector)
+            route = self.routes.for_text(request.semantic_text)
+            groups.setdefault((route, scope_of(request, answer.epoch)), []).append(
+                (request.hash_id, request.semantic_text, answer, known.get(request.hash_id))
             )
         ttl = self.config.cache.vector_ttl_s
-        for scope, group in groups.items():
-            await self.semantic.call(functools.partial(_add_many, group, scope, ttl))
+        # Not on any request's path: a batch embedded on a loaded machine may take longer than
+        # a lookup's deadline, and an answer dropped here is lost for paraphrase reuse.
+        deadline = self.config.semantic.store_timeout_s
+        for (route, scope), group in groups.items():
+            await route.call(functools.partial(_add_many, group, scope, ttl), timeout_s=deadline)
 
     async def flush(self) -> None:
         """Wait for the background stores of this pipeline."""
@@ -200,8 +259,12 @@ class Pipeline:
         task.add_done_callback(self._background.discard)
 
 
+async def _set_expiry(route: SemanticComponent, ids: list[str], expires_at: float) -> None:
+    await route.call(lambda s: s.store.set_expiry(ids, expires_at))
+
+
 async def _add_many(
-    group: list[tuple[str, str, CachedAnswer, Any]],
+    group: list[VectorItem],
     scope: ScopeFilter,
     ttl_s: float | None,
     search: SimilaritySearchHelper,

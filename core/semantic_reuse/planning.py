@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.backend import Backend, Delta
+from semantic_reuse.lifecycle import StorePolicy, joined
 from semantic_reuse.metrics import Metrics
 from semantic_reuse.outcome import ClauseOutcome, ReuseInfo, ReuseKind, ReuseResult
 from semantic_reuse.request import ReuseRequest
@@ -57,6 +58,12 @@ class Plan:
     clauses: list[_Part] = field(default_factory=list)
     vectors: dict[str, FloatVector] = field(default_factory=dict)
     refused_by: str | None = None
+    epoch: int = 0
+    """The namespace's epoch when the lookup began (what stored answers are stamped with)."""
+    started_at: float | None = None
+    """Wall-clock time the lookup began."""
+    store_as: StorePolicy | None = None
+    """What the answers this request stores carry (set by the pipeline from its options)."""
 
     def __post_init__(self) -> None:
         self.whole = _Part(self.request)
@@ -138,6 +145,22 @@ class Plan:
             if part.answer is None
         ]
 
+    def policy(self) -> StorePolicy:
+        """`store_as`, else the lookup's epoch and start alone."""
+        return self.store_as or StorePolicy(epoch=self.epoch, started_at=self.started_at)
+
+    def reused(self, result: ReuseResult) -> list[CachedAnswer]:
+        """The answers this request took from the cache (the whole, or reused clauses)."""
+        if result.info.kind in (ReuseKind.EXACT, ReuseKind.SEMANTIC):
+            return [result.answer]
+        return [c.answer for c in self.clauses if c.answer is not None]
+
+    def generated(self, result: ReuseResult) -> list[CachedAnswer]:
+        """The answers this request generated (the whole, or the missing clauses)."""
+        if result.info.kind is ReuseKind.MISS:
+            return [result.answer]
+        return [answer for _, answer in self._generated(result)]
+
     def exact_writes(self, result: ReuseResult) -> list[tuple[ReuseRequest, CachedAnswer]]:
         """Exact-tier entries to write after answering: the whole (unless it came from an
         exact tier already) and every generated clause."""
@@ -181,13 +204,14 @@ class ReuseDecision:
 def join_answers(answers: list[CachedAnswer], request: ReuseRequest) -> CachedAnswer:
     """One answer from clause answers, in order (token ids are per clause, so not kept)."""
     usage = {"completion_tokens": sum(a.usage.get("completion_tokens", 0) for a in answers)}
-    return CachedAnswer(
+    answer = CachedAnswer(
         CLAUSE_SEPARATOR.join(a.text.strip() for a in answers),
         finish_reason="stop",
         usage=usage,
         source_prompt=request.semantic_text,
         metadata={"composed_of": len(answers)},
     )
+    return joined(answer, answers)
 
 
 async def _pump(backend: Backend, request: ReuseRequest, queue: asyncio.Queue[object]) -> None:

@@ -79,13 +79,14 @@ def endpoint_scope(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
 
 
-def describe_error(error: BaseException | None) -> str:
-    """One line for a log: the exception's type and message, URL secrets masked, cut to a
-    few hundred characters; never a traceback."""
+def describe_error(error: BaseException | None, limit: int = 0) -> str:
+    """One line for a log: the exception's type and message, URL secrets masked, cut to
+    `limit` characters (0: a few hundred); never a traceback."""
     if error is None:
         return "no error"
+    limit = limit or _ERROR_CHARS
     message = " ".join(redact_text(str(error)).split())
-    if len(message) > _ERROR_CHARS:
-        message = message[: _ERROR_CHARS - 3] + "..."
+    if len(message) > limit:
+        message = message[: limit - 3] + "..."
     name = type(error).__name__
     return f"{name}: {message}" if message else name

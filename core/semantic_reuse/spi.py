@@ -11,7 +11,7 @@ that `langchain_semantic_reuse`, `llama_index.*.semantic_reuse` and the cookbook
 - the configuration's sections;
 - the helpers the model classes share: `ReuseModelSettings`, `build_client`, `HomeLoop`;
 - request helpers: `DEFAULT_NAMESPACE`, `validate_namespace`, `answer_shaping_params`,
-  `check_threshold`, `JSONValue`, `PromptInput`;
+  `check_threshold`, `check_ttl`, `validate_tags`, `JSONValue`, `PromptInput`;
 - vLLM helpers: `reuse_info`, `CustomRequestOutput`, `default_engine_args`.
 
 Names here keep their meaning across minor releases, as the public API does. Like
@@ -60,6 +60,7 @@ _MODULES = MappingProxyType(
         "ReuseModelSettings": "semantic_reuse.clients.settings",
         "ScopeFilter": "semantic_reuse.semantic.store",
         "SemanticConfig": "semantic_reuse.config",
+        "SharedMemoryRefusedError": "semantic_reuse.errors",
         "SyncRunner": "semantic_reuse.sync",
         "UsageError": "semantic_reuse.errors",
         "VectorMatch": "semantic_reuse.semantic.store",
@@ -70,10 +71,12 @@ _MODULES = MappingProxyType(
         "build_embedder": "semantic_reuse.defaults",
         "build_store": "semantic_reuse.defaults",
         "check_threshold": "semantic_reuse.options",
+        "check_ttl": "semantic_reuse.options",
         "default_engine_args": "semantic_reuse.vllm.model",
         "redact_url": "semantic_reuse.redaction",
         "reuse_info": "semantic_reuse.vllm",
         "validate_namespace": "semantic_reuse.request",
+        "validate_tags": "semantic_reuse.options",
     }
 )
 
@@ -107,6 +110,7 @@ __all__ = [
     "ReuseModelSettings",
     "ScopeFilter",
     "SemanticConfig",
+    "SharedMemoryRefusedError",
     "SyncRunner",
     "UsageError",
     "VectorMatch",
@@ -117,10 +121,12 @@ __all__ = [
     "build_embedder",
     "build_store",
     "check_threshold",
+    "check_ttl",
     "default_engine_args",
     "redact_url",
     "reuse_info",
     "validate_namespace",
+    "validate_tags",
 ]
 
 if TYPE_CHECKING:
@@ -143,13 +149,14 @@ if TYPE_CHECKING:
         ConfigurationError,
         InvalidRequestError,
         InvalidTypeError,
+        SharedMemoryRefusedError,
         UsageError,
     )
     from semantic_reuse.exact.memory import MemoryTier
     from semantic_reuse.exact.redis import RedisTier
     from semantic_reuse.exact.tiers import CacheTier, ExactHit, MultiLevelCacheManager
     from semantic_reuse.metrics import Metrics
-    from semantic_reuse.options import check_threshold
+    from semantic_reuse.options import check_threshold, check_ttl, validate_tags
     from semantic_reuse.redaction import redact_url
     from semantic_reuse.request import (
         DEFAULT_NAMESPACE,

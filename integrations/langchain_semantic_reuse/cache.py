@@ -48,7 +48,9 @@ from semantic_reuse.spi import (
     JSONValue,
     answer_shaping_params,
     check_threshold,
+    check_ttl,
     validate_namespace,
+    validate_tags,
 )
 
 T = TypeVar("T")
@@ -113,6 +115,13 @@ class SemanticReuseCache(BaseCache):
         namespace: the tenant whose answers this cache reads and writes (LangChain's cache
             calls carry none; `clear(namespace=...)` takes one per call).
         threshold: a similarity threshold for every lookup in [0, 1]; None: the engine's.
+        ttl_s: how long the answers this cache stores may be served, in seconds; None: the
+            tiers' own lifetimes.
+        sliding: True: `ttl_s` restarts at every use of an answer; None: the engine's
+            `lifecycle.sliding`.
+        tags: stored with every answer (e.g. the documents a chain answers from):
+            `engine.invalidate_tag` retires them. `with_options` makes a cache with other
+            ones over the same engine (one per document set, per call site).
     """
 
     def __init__(
@@ -122,16 +131,34 @@ class SemanticReuseCache(BaseCache):
         config: HandlerConfig | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         threshold: float | None = None,
+        ttl_s: float | None = None,
+        sliding: bool | None = None,
+        tags: Sequence[str] = (),
     ) -> None:
         if engine is not None and config is not None:
             raise ConfigurationError("give either engine or config, not both")
         if engine is not None and not isinstance(engine, ReuseEngine):
             raise InvalidTypeError(f"engine must be a ReuseEngine, got {type(engine).__name__}")
         check_threshold(threshold, "threshold")
+        if sliding is not None and not isinstance(sliding, bool):
+            raise InvalidTypeError(f"sliding must be a bool or None, got {sliding!r}")
         self.namespace = validate_namespace(namespace)
         self.threshold = threshold
+        self.ttl_s = check_ttl(ttl_s)
+        self.sliding = sliding
+        self.tags = validate_tags(tags)
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else ReuseEngine.from_config(config)
+
+    def with_options(self, **options: Any) -> SemanticReuseCache:
+        """A cache over the same engine with some of `namespace`, `threshold`, `ttl_s`,
+        `sliding` and `tags` changed (closing it leaves the engine to this one's owner)."""
+        unknown = set(options) - {"namespace", "threshold", "ttl_s", "sliding", "tags"}
+        if unknown:
+            raise InvalidTypeError(f"unexpected options: {', '.join(sorted(unknown))}")
+        current = {"namespace": self.namespace, "threshold": self.threshold,
+                   "ttl_s": self.ttl_s, "sliding": self.sliding, "tags": self.tags}  # fmt: skip
+        return SemanticReuseCache(self.engine, **{**current, **options})
 
     # -- async: the logic -------------------------------------------------------------------
 
@@ -181,6 +208,9 @@ class SemanticReuseCache(BaseCache):
                 namespace=self.namespace,
                 model=scope.model,
                 params=scope.params,
+                ttl_s=self.ttl_s,
+                sliding=self.sliding,
+                tags=self.tags,
             )
         except (InvalidRequestError, AnswerTooLargeError) as exc:  # served, not stored
             logger.debug("langchain cache: answer not stored: {}", exc)

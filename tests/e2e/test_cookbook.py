@@ -1,5 +1,5 @@
 """Every cookbook recipe runs to the end and shows what its header promises (they must not
-rot). Each starts its own vLLM engine in a subprocess, as a user would run it."""
+rot). Each runs in a subprocess, as a user would run it (most start their own vLLM engine)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ EXPECTED: dict[str, list[str]] = {
         "acme    -> miss",
         "globex  -> exact",
     ],
+    "rag_documents_change.py": [
+        "preloaded 1 curated",
+        "-> miss",
+        "-> semantic",
+        "-> miss",
+        "-> exact    'Write to help@example.com.'",
+        "answers tagged doc:returns retired",
+        "-> miss     'Items can be returned within 14 days",
+        "-> exact    'Orders ship",
+    ],
+    "openai_server.py": ["acme", "-> miss", "-> exact", "-> semantic", "globex", "-> miss"],
     "multi_host.py": ["Redis: redis://", "host A", "-> miss", "host B", "-> exact", "(tier redis)"],
 }
 

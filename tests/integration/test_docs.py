@@ -29,7 +29,7 @@ def _settings(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def test_every_setting_is_documented_with_its_default_and_variable() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
-    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, flags=re.M))
+    documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", text, flags=re.M))
     settings = set(_settings(HandlerConfig))
     assert documented == settings
     for setting in settings:
@@ -37,7 +37,7 @@ def test_every_setting_is_documented_with_its_default_and_variable() -> None:
         assert f"`{variable}`" in text, variable
     defaults = HandlerConfig()
     for line in text.splitlines():
-        if m := re.match(r"^\| `([a-z_.]+)` \| `([^`]+)`", line):
+        if m := re.match(r"^\| `([a-z0-9_.]+)` \| `([^`]+)`", line):
             value: object = defaults
             for part in m.group(1).split("."):
                 value = getattr(value, part)

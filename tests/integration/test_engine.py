@@ -365,7 +365,7 @@ async def test_redis_shares_answers_between_engines(
     hit = await b.lookup("What is Redis?", model="m")
     assert hit is not None
     assert (hit.info.tier, hit.text) == ("redis", "An in-memory store.")
-    await a.cache.clear()
+    await a.cache.clear_all()
 
 
 async def test_chinese_paraphrase_with_the_multilingual_embedder(
@@ -427,10 +427,18 @@ async def test_invalidate_clear_and_forget_by_age(make_engine: EngineFactory) ->
     await engine.invalidate("What is Redis?", namespace="a")
     assert await engine.lookup("What is Redis?", namespace="a") is None
     assert await engine.lookup("What is Qdrant?", namespace="a") is not None
+    search = await engine.semantic.get()
+    assert search is not None
+    for falsy in (None, ""):  # never "every tenant": refused before anything is removed
+        with pytest.raises((ValueError, TypeError), match="namespace"):
+            await engine.clear(falsy)  # type: ignore[arg-type]
+        with pytest.raises((ValueError, TypeError), match="namespace"):
+            await search.store.delete_namespace(falsy)  # type: ignore[arg-type]
+    assert await engine.lookup("What is Qdrant?", namespace="a") is not None
     await engine.clear("a")
     assert await engine.lookup("What is Qdrant?", namespace="a") is None
     assert await engine.lookup("What is Redis?", namespace="b") is not None
-    await engine.cache.memory.clear()  # only the durable record is left
+    await engine.cache.memory.clear_all()  # only the durable record is left
     await engine.forget_older_than(3600)
     assert await engine.lookup("What is Redis?", namespace="b") is not None
     await engine.forget_older_than(0)  # everything stored before now

@@ -109,3 +109,14 @@ def test_redis_tls_files_need_rediss(tmp_path: Any) -> None:
         HandlerConfig(cache={"redis_tls_cert_file": ca})
     with pytest.raises(ValueError, match="redis_tls_cert_file"):
         HandlerConfig(cache={"redis_url": "rediss://h:1/0", "redis_tls_key_file": ca})
+
+
+def test_a_redis_cluster_url_is_tcp_on_database_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("unix:///run/redis.sock", "redis://127.0.0.1:7000/1"):
+        with pytest.raises(ValueError, match="redis_url") as refused:
+            HandlerConfig(cache={"redis_url": url, "redis_cluster": True})
+        assert "7000" not in str(refused.value)  # a URL may hold a password: never quoted
+    assert HandlerConfig(cache={"redis_url": "redis://127.0.0.1:7000/1"}).cache.redis_url
+    monkeypatch.setenv("SEMANTIC_REUSE_CACHE__REDIS_URL", "rediss://node-1:6379")
+    monkeypatch.setenv("SEMANTIC_REUSE_CACHE__REDIS_CLUSTER", "true")
+    assert HandlerConfig().cache.redis_cluster is True

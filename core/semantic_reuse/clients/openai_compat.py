@@ -22,6 +22,7 @@ from semantic_reuse.errors import ConfigurationError, InvalidRequestError, Inval
 from semantic_reuse.options import ReuseOptions
 from semantic_reuse.redaction import endpoint_scope, redact_text, redact_url
 from semantic_reuse.request import ReuseRequest
+from semantic_reuse.streaming import ReuseStream
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -118,11 +119,7 @@ class OpenAICompatibleClient(ReuseClient):
         if self._context_window is None:
             with contextlib.suppress(Exception):  # an endpoint without a model list still answers
                 await self.context_window()
-        backend = _OpenAIBackend(self._openai(), self._model, params)
-        scoped = options.with_model(self._scope)
-        stream = self.engine.stream(
-            prompt, backend, options=scoped.replace(params=params.as_dict())
-        )
+        stream = self.reuse_stream(prompt, params, options)
         async for delta in stream:
             yield delta
         result = stream.result
@@ -135,6 +132,20 @@ class OpenAICompatibleClient(ReuseClient):
             completion_tokens=int(usage.get("completion_tokens", 0)),
             finish_reason=result.answer.finish_reason,
         )
+
+    def scoped(self, options: ReuseOptions, params: GenerationParams) -> ReuseOptions:
+        """`options` as this client's requests are keyed: this endpoint and model, `params`
+        (for `ReuseEngine.lookup` or `invalidate` of what `astream` would ask)."""
+        return options.with_model(self._scope).replace(params=params.as_dict())
+
+    def reuse_stream(
+        self, prompt: PromptInput, params: GenerationParams, options: ReuseOptions
+    ) -> ReuseStream:
+        """The engine's stream of one request through this endpoint, on the home loop: text
+        deltas (a reused answer in one piece), `.decision` once it has started, `.result`
+        at the end. `astream` is the same, from any loop."""
+        backend = _OpenAIBackend(self._openai(), self._model, params)
+        return self.engine.stream(prompt, backend, options=self.scoped(options, params))
 
     async def _aclose(self) -> None:
         if self._sdk is not None:

@@ -14,7 +14,7 @@ from semantic_reuse.clients.factory import build_client
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.errors import InvalidTypeError
-from semantic_reuse.options import ReuseOptions, check_threshold
+from semantic_reuse.options import ReuseOptions, check_threshold, check_ttl, validate_tags
 from semantic_reuse.redaction import redact_url
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
 from semantic_reuse.vllm.model import MODEL_NAME
@@ -23,7 +23,8 @@ from semantic_reuse.vllm.model import MODEL_NAME
 API_KEY_ENV = "SEMANTIC_REUSE_API_KEY"
 
 #: Per-call keywords (`invoke(..., namespace=...)`, `.bind(...)`) besides sampling parameters.
-REUSE_KEYWORDS = ("namespace", "reuse", "threshold", "question")
+#: Tags are `reuse_tags`: LangChain's `tags` are its callbacks' (tracing) tags.
+REUSE_KEYWORDS = ("namespace", "reuse", "threshold", "question", "ttl_s", "sliding", "reuse_tags")
 _SAMPLING_KEYWORDS = ("max_tokens", "temperature", "top_p", "seed")
 
 
@@ -61,6 +62,15 @@ class ReuseModelSettings(BaseModel):
     """Similarity threshold in [0, 1] for paraphrase reuse; None: the engine's calibrated one."""
     reuse: bool = True
     """False: only exact repeats are reused (per call too)."""
+    ttl_s: float | None = None
+    """How long the answers this model stores may be served (seconds; per call too); None:
+    the tiers' own lifetimes."""
+    sliding: bool | None = None
+    """True: `ttl_s` restarts at every use of an answer (per call too); None: the engine's
+    `lifecycle.sliding`."""
+    reuse_tags: list[str] | None = None
+    """Tags stored with every answer of this model (e.g. the documents it answers from), added
+    to those of the call (`reuse_tags=`); `ReuseEngine.invalidate_tag` retires them."""
     llm: Any = Field(default=None, exclude=True)
     """A running `EnhancedAsyncLLM` to generate with (its owner closes it)."""
     engine: ReuseEngine | None = Field(default=None, exclude=True)
@@ -76,6 +86,8 @@ class ReuseModelSettings(BaseModel):
     def _check(self) -> ReuseModelSettings:
         self.namespace = validate_namespace(self.namespace)
         check_threshold(self.threshold, "threshold")
+        check_ttl(self.ttl_s)
+        self.reuse_tags = list(validate_tags(self.reuse_tags, "reuse_tags")) or None
         self.sampling()  # raises ValueError/TypeError naming a bad sampling parameter
         if self.client is not None and not isinstance(self.client, ReuseClient):
             raise TypeError(f"client must be a ReuseClient, got {type(self.client).__name__}")
@@ -120,15 +132,20 @@ class ReuseModelSettings(BaseModel):
 
     def call_options(self, kwargs: dict[str, Any], question: str | None = None) -> ReuseOptions:
         """The reuse options of one call: the model's, then the call's keywords (namespace,
-        reuse, threshold, question); `question`: one the framework found in the prompt."""
+        reuse, threshold, question, ttl_s, sliding, reuse_tags); `question`: one the
+        framework found in the prompt."""
         unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
         if unknown:
             raise InvalidTypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+        tags = validate_tags(kwargs.get("reuse_tags"), "reuse_tags")
         return ReuseOptions(
             namespace=kwargs.get("namespace", self.namespace),
             reuse=kwargs.get("reuse", self.reuse),
             threshold=kwargs.get("threshold", self.threshold),
             question=kwargs.get("question") or question,
+            ttl_s=kwargs.get("ttl_s", self.ttl_s),
+            sliding=kwargs.get("sliding", self.sliding),
+            tags=(*(self.reuse_tags or ()), *tags),
         )
 
     def close(self) -> None:

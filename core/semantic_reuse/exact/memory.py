@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from semantic_reuse.answer import CachedAnswer
 from semantic_reuse.errors import InvalidRequestError
+from semantic_reuse.request import validate_namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,26 +100,42 @@ class MemoryTier:
         return True
 
     async def delete(self, namespace: str, key: str) -> bool:
+        return self.delete_nowait(namespace, key)
+
+    def delete_nowait(self, namespace: str, key: str) -> bool:
         with self._lock:
             return self._remove((namespace, key))
 
-    async def clear(self, namespace: str | None = None) -> int:
+    async def clear(self, namespace: str) -> int:
+        """Remove one namespace's answers; how many. A falsy namespace is refused (every
+        namespace's answers: `clear_all`)."""
+        validate_namespace(namespace)
         with self._lock:
-            doomed = [k for k in self._entries if namespace is None or k[0] == namespace]
+            doomed = [k for k in self._entries if k[0] == namespace]
             for k in doomed:
                 self._remove(k)
             return len(doomed)
+
+    async def clear_all(self) -> None:
+        """Remove every namespace's answers."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
 
     async def drop_created_before(self, timestamp: float) -> int:
         """Remove answers created before `timestamp` (wall clock, `CachedAnswer.created_at`)."""
+        return self.drop_where(lambda _ns, answer: answer.created_at < timestamp)
+
+    def drop_where(self, doomed: Callable[[str, CachedAnswer], bool]) -> int:
+        """Remove the answers for which `doomed(namespace, answer)` holds; how many."""
         with self._lock:
-            doomed = [k for k, e in self._entries.items() if e.answer.created_at < timestamp]
-            for k in doomed:
+            keys = [k for k, e in self._entries.items() if doomed(k[0], e.answer)]
+            for k in keys:
                 self._remove(k)
-            return len(doomed)
+            return len(keys)
 
     async def aclose(self) -> None:
-        await self.clear()
+        await self.clear_all()
 
     def _remove(self, key: tuple[str, str]) -> bool:
         entry = self._entries.pop(key, None)

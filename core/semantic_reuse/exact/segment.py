@@ -2,9 +2,15 @@
 
 A segment starts with a header (little-endian, 128 bytes reserved): the magic
 ``SRSHMTBL``, the layout version, the mapping kind, the geometry (max entries, index
-buckets, size, data offset and capacity) and the owner (pid, process start time, pid
-namespace). The magic and layout version sit at fixed offsets in every layout, so a
-segment of another layout or program is refused with ValueError and never touched.
+buckets, size, data offset and capacity), the owner (pid, process start time, pid
+namespace) and the id of the secret its entries are keyed with. The magic and layout
+version sit at fixed offsets in every layout, so a segment of another layout or program is
+refused with ValueError and never touched.
+
+Segments belong to one user: the name given gets ``-u{uid}`` appended (so users never meet
+on a name), and a segment or lock file that another user owns, or that group or others may
+open, is refused (`SharedMemoryRefusedError`) before a byte of it is read, and never
+removed. A segment keyed with another secret is refused the same way.
 
 The creator owns the segment and unlinks it in ``close()``. A create that finds the name
 taken checks the owner: alive, it attaches; dead (no such pid, a zombie, or a recycled pid
@@ -34,15 +40,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from semantic_reuse.errors import SharedMemoryRefusedError
+from semantic_reuse.exact.secret import check_private
+
 MAGIC = b"SRSHMTBL"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 KIND_REQUESTS = 1
 KIND_TOKENS = 2
 HEADER_BYTES = 256  # the header, then the table's state block (see slot_table)
 SLOT_BYTES = 64
 MIN_DATA_BYTES = 4096
-# magic, layout, kind, max_entries, buckets, size, data offset, data capacity, owner (3)
-HEADER = struct.Struct("<8sIIIIQQQQQQ")
+# magic, layout, kind, max_entries, buckets, size, data offset, data capacity, owner (3),
+# the id of the secret the entries are keyed with
+HEADER = struct.Struct("<8sIIIIQQQQQQ8s")
 
 
 def index_buckets(max_entries: int) -> int:
@@ -54,19 +64,26 @@ def overhead_bytes(max_entries: int) -> int:
     return HEADER_BYTES + SLOT_BYTES * max_entries + 8 * index_buckets(max_entries)
 
 
+def segment_name(name: str) -> str:
+    """The name of this user's segment ``name`` under /dev/shm: ``{name}-u{uid}``."""
+    return f"{name}-u{os.geteuid()}"
+
+
 def lock_path(name: str) -> Path:
-    """The lock file of segment ``name``: beside it in /dev/shm, else in the temp dir."""
+    """The lock file of this user's segment ``name``: beside it in /dev/shm, else in the
+    temp dir."""
     shm = Path("/dev/shm")
     folder = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return folder / f".sr-{name}.lock"  # a leading dot: never a segment name of ours
+    return folder / f".sr-{segment_name(name)}.lock"  # a leading dot: never a segment's name
 
 
 def unlink_segment(name: str) -> bool:
-    """Remove segment ``name`` and its lock file (operators, tests); False if it was absent."""
+    """Remove this user's segment ``name`` and its lock file (operators, tests); False if it
+    was absent."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(lock_path(name))
     try:
-        _posixshmem.shm_unlink("/" + name)
+        _posixshmem.shm_unlink("/" + segment_name(name))
     except FileNotFoundError:
         return False
     return True
@@ -115,14 +132,13 @@ class WriterLock:
     def __init__(self, name: str) -> None:
         self.path = lock_path(name)
         self._pid = os.getpid()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = _open_lock(self.path)
         self._threads = threading.Lock()
 
     def __enter__(self) -> None:
         if self._pid != os.getpid():
             self._pid, self._threads = os.getpid(), threading.Lock()
-            os.close(self._fd)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._reopen()
         self._threads.acquire()
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -144,8 +160,7 @@ class WriterLock:
                     here, mine = os.stat(self.path), os.fstat(self._fd)
                     if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
                         break
-                os.close(self._fd)  # closing releases the lock
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._reopen()  # closing releases the lock
             try:
                 yield
             finally:
@@ -155,35 +170,76 @@ class WriterLock:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
+    def _reopen(self) -> None:
+        """Close the file and open the one now at `path` (refused: left closed)."""
+        fd, self._fd = self._fd, -1
+        os.close(fd)
+        self._fd = _open_lock(self.path)
+
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _open_lock(path: Path) -> int:
+    """Open (or create) a lock file that only this user can hold; refuse anyone else's."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except PermissionError as exc:  # another user's file in a sticky folder
+        raise SharedMemoryRefusedError(f"lock file {path}: {exc.strerror}: refused") from None
+    except OSError as exc:  # ELOOP: a symbolic link put in its place
+        raise SharedMemoryRefusedError(f"lock file {path}: {exc.strerror}: refused") from None
+    try:
+        check_private(fd, f"lock file {path}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_shm(name: str, flags: int) -> int:
+    """shm_open this user's segment ``name``; refuse one another user owns or may open."""
+    real = "/" + segment_name(name)
+    try:
+        fd: int = _posixshmem.shm_open(real, flags | os.O_NOFOLLOW, mode=0o600)
+    except PermissionError as exc:
+        raise SharedMemoryRefusedError(f"shared memory {real}: {exc.strerror}: refused") from None
+    try:
+        check_private(fd, f"shared memory {real}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_segment(
-    name: str, *, kind: int, size: int, max_entries: int, create: bool
+    name: str, *, kind: int, size: int, max_entries: int, create: bool, key_id: bytes
 ) -> tuple[mmap.mmap, WriterLock, bool]:
-    """(mapping, writer lock, owner): create, recover a dead owner's, or attach to a live one."""
+    """(mapping, writer lock, owner): create, recover a dead owner's, or attach to a live one.
+
+    ``key_id`` identifies the secret this process keys entries with (8 bytes)."""
     lock = WriterLock(name)
     try:
         with lock.fresh():
             for _ in range(3):
                 if create:
                     try:
-                        flags = os.O_CREAT | os.O_EXCL | os.O_RDWR
-                        fd: int = _posixshmem.shm_open("/" + name, flags, mode=0o600)
+                        fd = _open_shm(name, os.O_CREAT | os.O_EXCL | os.O_RDWR)
                     except FileExistsError:
                         pass
                     else:
-                        return _initialise(name, fd, kind, size, max_entries), lock, True
+                        new = _initialise(name, fd, kind, size, max_entries, key_id)
+                        return new, lock, True
                 try:
-                    fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0o600)
+                    fd = _open_shm(name, os.O_RDWR)
                 except FileNotFoundError:
                     if create:
                         continue
                     raise
                 mm = _map(fd)
                 try:
-                    attach = _attachable(name, mm, kind, create=create)
+                    attach = _attachable(name, mm, kind, key_id, create=create)
                 except BaseException:
                     if mm is not None:
                         mm.close()
@@ -192,7 +248,7 @@ def open_segment(
                     return mm, lock, False
                 if mm is not None:  # stale: its owner is dead, or died initialising it
                     mm.close()
-                _posixshmem.shm_unlink("/" + name)
+                _posixshmem.shm_unlink("/" + segment_name(name))
             raise RuntimeError(f"shared memory {name!r} keeps changing under us")
     except BaseException:
         lock.close()
@@ -200,14 +256,19 @@ def open_segment(
 
 
 def close_segment(name: str, mm: mmap.mmap, lock: WriterLock, *, unlink: bool) -> None:
-    """Unmap; ``unlink`` also removes the segment and its lock file (the owner's job)."""
-    if unlink:
-        with lock.fresh():
-            with contextlib.suppress(FileNotFoundError):
-                _posixshmem.shm_unlink("/" + name)
-            lock.remove_file()
-    lock.close()
-    mm.close()
+    """Unmap; ``unlink`` also removes the segment and its lock file (the owner's job),
+    unless the lock file was replaced by one this user cannot trust (then both stay)."""
+    try:
+        if unlink:
+            with lock.fresh():
+                with contextlib.suppress(FileNotFoundError):
+                    _posixshmem.shm_unlink("/" + segment_name(name))
+                lock.remove_file()
+    except SharedMemoryRefusedError:
+        pass  # never wait on or remove another user's lock file
+    finally:
+        lock.close()
+        mm.close()
 
 
 def _map(fd: int) -> mmap.mmap | None:
@@ -219,14 +280,16 @@ def _map(fd: int) -> mmap.mmap | None:
         os.close(fd)
 
 
-def _initialise(name: str, fd: int, kind: int, size: int, max_entries: int) -> mmap.mmap:
+def _initialise(
+    name: str, fd: int, kind: int, size: int, max_entries: int, key_id: bytes
+) -> mmap.mmap:
     """Size and format a new segment; the magic goes in last."""
     try:
         os.ftruncate(fd, size)
         mm = mmap.mmap(fd, size)
     except BaseException:
         os.close(fd)
-        _posixshmem.shm_unlink("/" + name)
+        _posixshmem.shm_unlink("/" + segment_name(name))
         raise
     os.close(fd)
     buckets = index_buckets(max_entries)
@@ -234,20 +297,22 @@ def _initialise(name: str, fd: int, kind: int, size: int, max_entries: int) -> m
     start, _ = _process_identity(os.getpid())
     owner = (os.getpid(), start, _pid_namespace())
     geometry = (kind, max_entries, buckets, size, data_offset, size - data_offset)
-    HEADER.pack_into(mm, 0, bytes(8), LAYOUT_VERSION, *geometry, *owner)
+    HEADER.pack_into(mm, 0, bytes(8), LAYOUT_VERSION, *geometry, *owner, key_id)
     mm[0:8] = MAGIC
     return mm
 
 
-def _attachable(name: str, mm: mmap.mmap | None, kind: int, *, create: bool) -> bool:
-    """True to attach, False if stale (to be recreated); ValueError if not ours to read."""
+def _attachable(name: str, mm: mmap.mmap | None, kind: int, key_id: bytes, *, create: bool) -> bool:
+    """True to attach, False if stale (to be recreated); ValueError if not ours to read,
+    SharedMemoryRefusedError if keyed with another secret."""
     if mm is None or mm[0:8] == bytes(8):
         if create:
             return False
         raise ValueError(f"shared memory {name!r} is not initialised (its creator died)")
-    magic, version, found_kind, max_entries, buckets, size, data_offset, capacity, *owner = (
+    magic, version, found_kind, max_entries, buckets, size, data_offset, capacity, *rest = (
         HEADER.unpack_from(mm)
     )
+    *owner, found_key = rest
     if magic != MAGIC or version != LAYOUT_VERSION:
         raise ValueError(
             f"shared memory {name!r} is not a semantic-reuse table of layout {LAYOUT_VERSION} "
@@ -255,6 +320,11 @@ def _attachable(name: str, mm: mmap.mmap | None, kind: int, *, create: bool) -> 
         )
     if create and not owner_alive(*owner):
         return False
+    if found_key != key_id:
+        raise SharedMemoryRefusedError(
+            f"shared memory {name!r} is keyed with another secret (another user's, or another "
+            "secret file): refused"
+        )
     if found_kind != kind:
         raise ValueError(f"shared memory {name!r} holds another mapping (kind {found_kind})")
     expected = (len(mm), index_buckets(max_entries), overhead_bytes(max_entries), size)

@@ -3,10 +3,16 @@
 Two named POSIX shared-memory segments (layout in `semantic_reuse.exact.slot_table`, life
 cycle in `semantic_reuse.exact.segment`):
 
-- request mappings: hash id -> the hash ids of similar requests and their scores;
-- token mappings: hash id -> the answer (`CachedAnswer` through `AnswerCodec`, msgpack,
-  never pickle), token ids included, so a vLLM API server process can serve another's
-  exact hit without a network hop.
+- request mappings: (namespace, hash id) -> the hash ids of similar requests and their scores;
+- token mappings: (namespace, hash id) -> the answer (`CachedAnswer` through `AnswerCodec`,
+  msgpack, never pickle), token ids included, so a vLLM API server process can serve
+  another's exact hit without a network hop.
+
+Both belong to one user (`segment`: per-user names, owner and mode checked on every open)
+and are keyed with the user's secret (`semantic_reuse.exact.secret`): an entry's slot key is
+a keyed BLAKE2b of its namespace and hash id, its tag (what `clear(namespace)` removes by)
+a keyed hash of the namespace, and its payload carries an HMAC-SHA256. A namespace is
+required everywhere; a falsy one is refused.
 
 The creating process owns the segments and unlinks them in `close()` (or when it exits);
 others attach by name. A create that finds segments whose owner has died recovers them
@@ -16,6 +22,7 @@ memory work, microseconds, so the API is synchronous.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -23,17 +30,20 @@ import struct
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from semantic_reuse.answer import AnswerCodec, AnswerDecodeError, AnswerTooLargeError, CachedAnswer
 from semantic_reuse.errors import InvalidRequestError, InvalidTypeError
+from semantic_reuse.exact.secret import load_secret
 from semantic_reuse.exact.segment import (
     KIND_REQUESTS,
     KIND_TOKENS,
     MIN_DATA_BYTES,
     overhead_bytes,
 )
-from semantic_reuse.exact.slot_table import SlotTable, TableStats
+from semantic_reuse.exact.slot_table import TAG_BYTES, SlotTable, TableStats
+from semantic_reuse.request import validate_namespace
 
 MiB = 1024 * 1024
 DEFAULT_REQUEST_MAPPING_NAME = "semantic-reuse-requests"
@@ -51,7 +61,8 @@ class SimilarRequestMemoryConfig:
 
     Sizes are whole segments (header, slots and index included); ``max_entries`` bounds
     each mapping. An attaching process takes the geometry the owner wrote, so only the
-    names need to agree between processes.
+    names (and the secret) need to agree between processes. ``secret_path`` is the user's
+    secret file (None: `semantic_reuse.exact.secret.default_secret_path`).
     """
 
     request_mapping_memory_size: int = 8 * MiB
@@ -59,6 +70,7 @@ class SimilarRequestMemoryConfig:
     max_entries: int = 5000
     request_mapping_shared_name: str = DEFAULT_REQUEST_MAPPING_NAME
     token_mapping_shared_name: str = DEFAULT_TOKEN_MAPPING_NAME
+    secret_path: Path | None = None
 
     def __post_init__(self) -> None:
         _check_int("max_entries", self.max_entries, _MAX_ENTRIES)
@@ -80,6 +92,10 @@ class SimilarRequestMemoryConfig:
         if self.request_mapping_shared_name == self.token_mapping_shared_name:
             raise InvalidRequestError(
                 "token_mapping_shared_name must differ from the request mapping's"
+            )
+        if self.secret_path is not None and not isinstance(self.secret_path, (str, Path)):
+            raise InvalidTypeError(
+                f"secret_path must be a path or None, got {type(self.secret_path).__name__}"
             )
 
 
@@ -105,7 +121,8 @@ class SimilarRequestMemoryManager:
     ``create=True`` (the default) creates the segments, recovers a dead owner's, or attaches
     to a live owner's (`is_owner` says which); ``create=False`` (or `attach`) only attaches
     and raises FileNotFoundError when there is nothing to attach to. A segment written by
-    another layout or program raises ValueError and is left alone.
+    another layout or program raises ValueError and is left alone; a segment, lock file or
+    secret file this user cannot trust raises `SharedMemoryRefusedError`.
 
     Reads take no lock and never block; writes take a host-wide lock for microseconds.
     A stored value that cannot be read back intact is a miss, counted in `stats`.
@@ -118,12 +135,15 @@ class SimilarRequestMemoryManager:
         if not isinstance(config, SimilarRequestMemoryConfig):
             raise InvalidTypeError(f"config must be a SimilarRequestMemoryConfig, got {config!r}")
         self.config = config
+        self._secret = secret = load_secret(config.secret_path)
+        self._tags: dict[str, bytes] = {}
         self._requests = SlotTable.open(
             config.request_mapping_shared_name,
             kind=KIND_REQUESTS,
             size=config.request_mapping_memory_size,
             max_entries=config.max_entries,
             create=create,
+            secret=secret,
         )
         try:
             self._tokens = SlotTable.open(
@@ -132,6 +152,7 @@ class SimilarRequestMemoryManager:
                 size=config.token_mapping_memory_size,
                 max_entries=config.max_entries,
                 create=create,
+                secret=secret,
             )
         except BaseException:
             self._requests.close(unlink=self._requests.owner)
@@ -161,19 +182,25 @@ class SimilarRequestMemoryManager:
     def closed(self) -> bool:
         return self._closed
 
-    def put_tokens(self, hash_id: str, answer: CachedAnswer) -> bool:
+    @property
+    def integrity_failures(self) -> int:
+        """Entries this process refused to read because their MAC did not match."""
+        return self._requests.integrity_failures + self._tokens.integrity_failures
+
+    def put_tokens(self, hash_id: str, answer: CachedAnswer, *, namespace: str) -> bool:
         """Store an answer; False when it cannot fit in the token mapping at all."""
-        key = self._key(hash_id)
+        key, tag = self._key(hash_id, namespace)
         if not isinstance(answer, CachedAnswer):
             raise InvalidTypeError(f"answer must be a CachedAnswer, got {type(answer).__name__}")
         try:
             blob = self._codec.encode(answer)
         except AnswerTooLargeError:
             return False
-        return self._tokens.put(key, blob)
+        return self._tokens.put(key, blob, tag)
 
-    def get_tokens(self, hash_id: str) -> CachedAnswer | None:
-        blob = self._tokens.get(self._key(hash_id))
+    def get_tokens(self, hash_id: str, *, namespace: str) -> CachedAnswer | None:
+        """The answer stored under ``hash_id`` in ``namespace``; None on a miss."""
+        blob = self._tokens.get(self._key(hash_id, namespace)[0])
         if blob is None:
             return None
         try:
@@ -182,12 +209,14 @@ class SimilarRequestMemoryManager:
             self._decode_failures += 1
             return None
 
-    def put_similar(self, hash_id: str, similar: Sequence[tuple[str, float]]) -> bool:
+    def put_similar(
+        self, hash_id: str, similar: Sequence[tuple[str, float]], *, namespace: str
+    ) -> bool:
         """Store the similar requests of ``hash_id`` (hash id, score), replacing earlier ones.
 
         False when the list cannot fit in the request mapping at all.
         """
-        key = self._key(hash_id)
+        key, tag = self._key(hash_id, namespace)
         if isinstance(similar, (str, bytes)) or not isinstance(similar, Sequence):
             raise InvalidTypeError("similar must be a sequence of (hash id, score) pairs")
         parts = [_COUNT.pack(len(similar))]
@@ -201,12 +230,12 @@ class SimilarRequestMemoryManager:
                 raise InvalidTypeError(f"similar scores must be floats, got {score!r}")
             if not math.isfinite(score):
                 raise InvalidRequestError(f"similar scores must be finite, got {score!r}")
-            parts.append(_ITEM.pack(self._key(other, "similar"), float(score)))
-        return self._requests.put(key, b"".join(parts))
+            parts.append(_ITEM.pack(_hash_bytes(other, "similar"), float(score)))
+        return self._requests.put(key, b"".join(parts), tag)
 
-    def get_similar(self, hash_id: str) -> list[tuple[str, float]]:
+    def get_similar(self, hash_id: str, *, namespace: str) -> list[tuple[str, float]]:
         """The similar requests stored for ``hash_id``, in stored order; [] on a miss."""
-        blob = self._requests.get(self._key(hash_id))
+        blob = self._requests.get(self._key(hash_id, namespace)[0])
         if blob is None:
             return []
         if (
@@ -217,14 +246,20 @@ class SimilarRequestMemoryManager:
             return []
         return [(key.hex(), score) for key, score in _ITEM.iter_unpack(blob[_COUNT.size :])]
 
-    def delete(self, hash_id: str) -> bool:
-        """Remove ``hash_id`` from both mappings; True if either held it."""
-        key = self._key(hash_id)
+    def delete(self, hash_id: str, *, namespace: str) -> bool:
+        """Remove ``hash_id`` of ``namespace`` from both mappings; True if either held it."""
+        key = self._key(hash_id, namespace)[0]
         removed = self._requests.delete(key)
         return self._tokens.delete(key) or removed
 
-    def clear(self) -> None:
-        """Empty both mappings (for every process on the host)."""
+    def clear(self, namespace: str) -> int:
+        """Remove one namespace's entries from both mappings (for every process on the
+        host); how many there were. A falsy namespace is refused: see `clear_all`."""
+        tag = self._tag(namespace)
+        return self._requests.clear_tag(tag) + self._tokens.clear_tag(tag)
+
+    def clear_all(self) -> None:
+        """Empty both mappings, every namespace's entries (for every process on the host)."""
         self._check_open()
         self._requests.clear()
         self._tokens.clear()
@@ -253,17 +288,37 @@ class SimilarRequestMemoryManager:
     ) -> None:
         self.close()
 
-    def _key(self, hash_id: object, argument: str = "hash_id") -> bytes:
+    def _key(self, hash_id: object, namespace: object) -> tuple[bytes, bytes]:
+        """(slot key, tag) of ``hash_id`` in ``namespace``, both keyed with the secret."""
+        raw = _hash_bytes(hash_id, "hash_id")
+        tag = self._tag(namespace)  # validates the namespace
+        scoped = str(namespace).encode() + b"\0" + raw  # a namespace holds no NUL
+        digest = hashlib.blake2b(scoped, digest_size=16, key=self._secret, person=b"sr-key")
+        return digest.digest(), tag
+
+    def _tag(self, namespace: object) -> bytes:
         self._check_open()
-        if not isinstance(hash_id, str):
-            raise InvalidTypeError(f"{argument} must be a str, got {type(hash_id).__name__}")
-        if not _HEX.fullmatch(hash_id):
-            raise InvalidRequestError(f"{argument} must be 32 hex characters, got {hash_id!r}")
-        return bytes.fromhex(hash_id)
+        tag = self._tags.get(namespace) if isinstance(namespace, str) else None
+        if tag is None:
+            name = validate_namespace(namespace).encode()
+            tag = hashlib.blake2b(
+                name, digest_size=TAG_BYTES, key=self._secret, person=b"sr-namespace"
+            ).digest()
+            if len(self._tags) < 4096:
+                self._tags[name.decode()] = tag
+        return tag
 
     def _check_open(self) -> None:
         if self._closed:
             raise InvalidRequestError("this SimilarRequestMemoryManager is closed")
+
+
+def _hash_bytes(hash_id: object, argument: str) -> bytes:
+    if not isinstance(hash_id, str):
+        raise InvalidTypeError(f"{argument} must be a str, got {type(hash_id).__name__}")
+    if not _HEX.fullmatch(hash_id):
+        raise InvalidRequestError(f"{argument} must be 32 hex characters, got {hash_id!r}")
+    return bytes.fromhex(hash_id)
 
 
 def _close_tables(tables: tuple[SlotTable, ...], creator_pid: int) -> None:

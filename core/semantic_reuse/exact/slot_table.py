@@ -6,7 +6,8 @@ Layout (little-endian; offsets in bytes; the header and the segment's life are i
     0         header    magic, layout version, kind, geometry, owner
     128       state     writer pid, ring counters, entries, bytes used, overwrites, recoveries
     256       slots     max_entries records of 64 bytes, used in ring (insertion) order:
-                        version (seqlock), key (16 bytes), data position, length, flags, checksum
+                        version (seqlock), key (16 bytes), data position, length, flags,
+                        MAC (16 bytes), tag (8 bytes: the namespace's, see `clear_tag`)
     ...       index     open addressing with linear probing, a power of two >= 2 * max_entries
                         buckets of 8 bytes: (hash & 0xffffffff) << 32 | (slot + 1); 0 = empty
     ...       data      the rest: a byte ring holding the payloads in insertion order
@@ -21,9 +22,11 @@ Concurrency: one writer at a time (``flock`` on a lock file beside the segment, 
 lock, since ``flock`` does not exclude threads sharing the descriptor); readers take no lock.
 Each slot is a seqlock: a writer makes its version odd, writes the record and the payload,
 then makes it even. A reader copies the record and the payload and keeps them only if the
-version was even and unchanged; the payload also carries a checksum (xxh3 seeded with the
-key), so damage the version cannot see is a counted miss. The index is only a hint: a reader
-trusts nothing it has not checked against the slot, so a bucket moved under it means a miss.
+version was even and unchanged; each entry also carries a MAC (HMAC-SHA256 keyed with the
+user's secret over key, tag and payload, truncated to 16 bytes), so damage the version cannot
+see, or an entry written by anyone without the secret, is a counted miss. The index is only a
+hint: a reader trusts nothing it has not checked against the slot, so a bucket moved under it
+means a miss.
 
 A writer that dies in the middle of an update leaves its pid in the state block; the next
 writer finds it there and resets the table (entries lost, counted in ``recoveries``).
@@ -32,6 +35,7 @@ writer finds it there and resets the table (entries lost, counted in ``recoverie
 from __future__ import annotations
 
 import contextlib
+import hmac
 import mmap
 import os
 import struct
@@ -50,9 +54,11 @@ from semantic_reuse.exact.segment import (
 )
 
 KEY_BYTES = 16
+TAG_BYTES = 8
+MAC_BYTES = 16
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_BODY = struct.Struct("<16sQIIQ")  # key, position, length, flags, checksum (at slot + 8)
+_BODY = struct.Struct("<16sQII16s8s")  # key, position, length, flags, MAC, tag (at slot + 8)
 # The state block: one u64 each, written by the writer only, under the lock.
 _WRITER, _SEQ_HEAD, _SEQ_TAIL, _POS_HEAD, _ENTRIES, _BYTES, _OVERWRITES, _RECOVERIES = (
     128 + 8 * i for i in range(8)
@@ -64,7 +70,8 @@ _READ_ATTEMPTS = 16
 @dataclass(frozen=True, slots=True)
 class TableStats:
     """One mapping. Overwrites and recoveries are the segment's (all processes); torn-read
-    retries and checksum failures are this process's, since readers write nothing shared."""
+    retries and integrity failures (a MAC that does not match) are this process's, since
+    readers write nothing shared."""
 
     entries: int
     bytes_used: int
@@ -73,15 +80,18 @@ class TableStats:
     overwrites: int
     recoveries: int
     torn_read_retries: int
-    checksum_failures: int
+    integrity_failures: int
 
 
 class SlotTable:
     """A bounded key -> bytes table in one named segment; see the module docstring."""
 
-    def __init__(self, name: str, mm: mmap.mmap, lock: WriterLock, *, owner: bool) -> None:
+    def __init__(
+        self, name: str, mm: mmap.mmap, lock: WriterLock, *, owner: bool, secret: bytes
+    ) -> None:
         self.name = name
         self.owner = owner
+        self._secret = secret
         self._mm = mm
         self._lock = lock
         _, _, self.kind, self.max_entries, self._buckets = HEADER.unpack_from(mm)[:5]
@@ -89,15 +99,19 @@ class SlotTable:
         self._index = HEADER_BYTES + SLOT_BYTES * self.max_entries
         self._mask = self._buckets - 1
         self.torn_read_retries = 0
-        self.checksum_failures = 0
+        self.integrity_failures = 0
 
     @classmethod
-    def open(cls, name: str, *, kind: int, size: int, max_entries: int, create: bool) -> SlotTable:
-        """Create (or recover a dead owner's) segment, or attach to a live one."""
+    def open(
+        cls, name: str, *, kind: int, size: int, max_entries: int, create: bool, secret: bytes
+    ) -> SlotTable:
+        """Create (or recover a dead owner's) segment, or attach to a live one; entries are
+        authenticated with `secret` (the user's, `semantic_reuse.exact.secret`)."""
         mm, lock, owner = open_segment(
-            name, kind=kind, size=size, max_entries=max_entries, create=create
-        )
-        return cls(name, mm, lock, owner=owner)
+            name, kind=kind, size=size, max_entries=max_entries, create=create,
+            key_id=key_id(secret),
+        )  # fmt: skip
+        return cls(name, mm, lock, owner=owner, secret=secret)
 
     # --- reading (no lock) ---------------------------------------------------------------
 
@@ -110,22 +124,22 @@ class SlotTable:
                 return None
             base = HEADER_BYTES + SLOT_BYTES * slot
             version = _U64.unpack_from(mm, base)[0]
-            found, pos, length, flags, checksum = _BODY.unpack_from(mm, base + 8)
+            found, pos, length, flags, mac, tag = _BODY.unpack_from(mm, base + 8)
             if version & 1 or found != key or not flags & _LIVE:
                 self.torn_read_retries += 1  # being written, or reused since _find
                 if attempt > 1:
                     os.sched_yield()
                 continue
             if length > self.data_capacity:
-                self.checksum_failures += 1
+                self.integrity_failures += 1
                 return None
             start = self.data_offset + pos % self.data_capacity
             payload = mm[start : start + length]
             if _U64.unpack_from(mm, base)[0] != version:
                 self.torn_read_retries += 1
                 continue
-            if xxhash.xxh3_64_intdigest(payload, seed=_seed(key)) != checksum:
-                self.checksum_failures += 1
+            if not hmac.compare_digest(self._mac(key, tag, payload), mac):
+                self.integrity_failures += 1
                 return None
             return payload
         return None
@@ -157,17 +171,21 @@ class SlotTable:
             overwrites=_U64.unpack_from(mm, _OVERWRITES)[0],
             recoveries=_U64.unpack_from(mm, _RECOVERIES)[0],
             torn_read_retries=self.torn_read_retries,
-            checksum_failures=self.checksum_failures,
+            integrity_failures=self.integrity_failures,
         )
+
+    def _mac(self, key: bytes, tag: bytes, payload: bytes) -> bytes:
+        return hmac.digest(self._secret, key + tag + payload, "sha256")[:MAC_BYTES]
 
     # --- writing (under the lock) -------------------------------------------------------
 
-    def put(self, key: bytes, payload: bytes) -> bool:
-        """Store, evicting the oldest entries as needed; False if it can never fit."""
+    def put(self, key: bytes, payload: bytes, tag: bytes = bytes(TAG_BYTES)) -> bool:
+        """Store, evicting the oldest entries as needed; False if it can never fit. `tag`
+        (8 bytes) groups entries for `clear_tag`."""
         length = len(payload)
         if length > self.data_capacity:
             return False
-        checksum = xxhash.xxh3_64_intdigest(payload, seed=_seed(key))
+        mac = self._mac(key, tag, payload)
         with self._writing():
             self._remove(key)
             cap = self.data_capacity
@@ -187,7 +205,7 @@ class SlotTable:
             slot = head % self.max_entries
             base = HEADER_BYTES + SLOT_BYTES * slot
             version = self._begin_slot(base)
-            _BODY.pack_into(self._mm, base + 8, key, start, length, _LIVE, checksum)
+            _BODY.pack_into(self._mm, base + 8, key, start, length, _LIVE, mac, tag)
             offset = self.data_offset + start % cap
             self._mm[offset : offset + length] = payload
             _U64.pack_into(self._mm, base, version + 1)
@@ -206,6 +224,21 @@ class SlotTable:
     def clear(self) -> None:
         with self._writing():
             self._reset()
+
+    def clear_tag(self, tag: bytes) -> int:
+        """Remove every entry stored with `tag`; how many there were."""
+        removed = 0
+        with self._writing():
+            for slot in range(self.max_entries):
+                base = HEADER_BYTES + SLOT_BYTES * slot + 8
+                key, _, _, flags, _, found = _BODY.unpack_from(self._mm, base)
+                if flags & _LIVE and found == tag:
+                    bucket, at = self._find(key)
+                    if at == slot:
+                        self._unindex(bucket)
+                    self._kill(slot)
+                    removed += 1
+        return removed
 
     def close(self, *, unlink: bool) -> None:
         """Unmap; ``unlink`` also removes the segment and its lock file (the owner's job)."""
@@ -236,7 +269,7 @@ class SlotTable:
 
     def _evict(self, slot: int) -> bool:
         """Drop the entry in ``slot`` if it is live (it is the oldest); True if it was."""
-        key, _, _, flags, _ = _BODY.unpack_from(self._mm, HEADER_BYTES + SLOT_BYTES * slot + 8)
+        key, _, _, flags, _, _ = _BODY.unpack_from(self._mm, HEADER_BYTES + SLOT_BYTES * slot + 8)
         if not flags & _LIVE:
             return False
         bucket, found = self._find(key)
@@ -296,8 +329,10 @@ class SlotTable:
         _U64.pack_into(self._mm, at, max(0, self._get(at) + delta))
 
 
-def _seed(key: bytes) -> int:
-    return int.from_bytes(key[:8], "little")
+def key_id(secret: bytes) -> bytes:
+    """8 bytes that tell whether two processes hold the same secret (and reveal nothing
+    of it): written in a segment's header by its creator, checked by every attacher."""
+    return hmac.digest(secret, b"semantic-reuse shared memory key id", "sha256")[:8]
 
 
 def _bucket_value(key: bytes, slot: int) -> int:

@@ -18,21 +18,29 @@ layout keeps the one it was created with (its ``edge_config.json`` is left as it
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from semantic_reuse.errors import ComponentUnavailableError, ConfigurationError
-from semantic_reuse.semantic.edge_optimize import Optimizer, optimize_in_child
+from semantic_reuse.errors import (
+    ComponentUnavailableError,
+    ConfigurationError,
+    StoreInUseError,
+)
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
+    F_EPOCH,
     F_EXPIRES_AT,
     F_NAMESPACE,
+    F_TAGS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     FloatVector,
     ScopeFilter,
     VectorMatch,
+    decode_match,
     decode_matches,
     live_match,
     point_uuid,
@@ -43,8 +51,14 @@ if TYPE_CHECKING:
 
 __all__ = ["FOLDER_LAYOUT", "EdgeFolder", "new_folder_config"]
 
-#: A point as Edge takes it: its uuid, unit vector and payload.
-EdgeItem = tuple[uuid.UUID, FloatVector, dict[str, Any]]
+#: A point as Edge takes it: its uuid, unit vector (or list of floats) and payload.
+EdgeItem = tuple[uuid.UUID | int | str, FloatVector | list[float], dict[str, Any]]
+#: A point as a scroll returns it.
+PointItem = tuple[uuid.UUID | int | str, list[float], dict[str, Any]]
+#: A write as the journal keeps it: ("upsert", items), ("delete", uuids), ("namespace", name),
+#: ("older", timestamp), ("where", (namespace, tag, created_before, epoch_below)),
+#: ("expiry", (uuids, expires_at)).
+JournalOp = tuple[str, Any]
 
 #: Names the layout of :func:`new_folder_config` (the benches key their prebuilt folders on it).
 FOLDER_LAYOUT = "int8-ram.f32-cold"
@@ -85,6 +99,10 @@ def _plain_config(dim: int) -> EdgeConfig:
     return EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine))
 
 
+def _floats(vector: FloatVector | list[float]) -> list[float]:
+    return vector if isinstance(vector, list) else vector.tolist()
+
+
 def _existing_dim(folder: Path) -> int | None:
     """The vector size recorded in an Edge folder's ``edge_config.json``, when readable."""
     try:
@@ -111,9 +129,16 @@ class EdgeFolder:
         self._hnsw_ef = hnsw_ef
         self._shard: EdgeShard | None = None
         self._params: SearchParams | None = None
+        #: While an optimize builds a copy, every write is also kept here to replay on the copy.
+        self.journal: list[JournalOp] | None = None
+        #: ``flush()`` was called while the journal was on: a replay must be flushed too.
+        self.journal_flushed = False
 
-    def open(self) -> None:
-        """Load the folder's shard, or create it; add the payload indexes it lacks."""
+    def open(self, template: Path | None = None) -> None:
+        """Load the folder's shard, or create it (laid out as the shard in ``template`` when
+        given, else as :func:`new_folder_config`); add the payload indexes it lacks.
+
+        StoreInUseError when another process has the folder open."""
         from qdrant_edge import EdgeShard, PayloadSchemaType, UpdateOperation
 
         folder = str(self.folder)
@@ -136,15 +161,24 @@ class EdgeFolder:
                     raise ConfigurationError(
                         f"dim={self.dim} (cosine) does not match the Edge store at {folder}: {exc}"
                     ) from exc
+                if "WouldBlock" in str(exc):
+                    raise StoreInUseError(
+                        f"the Edge store at {folder} is open in another process"
+                    ) from exc
                 raise ComponentUnavailableError(
-                    f"cannot open the Edge store at {folder} (is it open in another process?): "
-                    f"{exc}"
+                    f"cannot open the Edge store at {folder}: {exc}"
                 ) from exc
+        elif template is not None and (template / "edge_config.json").is_file():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template / "edge_config.json", self.folder / "edge_config.json")
+            shard = EdgeShard.load(folder)  # an empty shard laid out as the template
+        elif template is not None:
+            shard = EdgeShard.create(folder, _plain_config(self.dim))
         else:
             shard = EdgeShard.create(folder, new_folder_config(self.dim))
         try:
             indexed = shard.info().payload_schema
-            for name in KEYWORD_FIELDS:
+            for name in (*KEYWORD_FIELDS, F_TAGS):
                 if name not in indexed:
                     shard.update(
                         UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword)
@@ -165,14 +199,16 @@ class EdgeFolder:
             self._shard = EdgeShard.load(str(self.folder))
         return self._shard
 
-    def upsert(self, items: list[EdgeItem]) -> None:
+    def upsert(self, items: Sequence[EdgeItem]) -> None:
         from qdrant_edge import Point, UpdateOperation
 
         self.shard().update(
             UpdateOperation.upsert_points(
-                [Point(pid, vector.tolist(), payload) for pid, vector, payload in items]
+                [Point(pid, _floats(vector), payload) for pid, vector, payload in items]
             )
         )
+        if self.journal is not None:
+            self.journal.append(("upsert", items))
 
     def search(
         self,
@@ -212,22 +248,123 @@ class EdgeFolder:
         from qdrant_edge import UpdateOperation
 
         self.shard().update(UpdateOperation.delete_points(list(uuids)))
+        if self.journal is not None:
+            self.journal.append(("delete", list(uuids)))
 
     def delete_namespace(self, namespace: str) -> int:
-        from qdrant_edge import CountRequest, UpdateOperation
+        from qdrant_edge import CountRequest
 
-        shard = self.shard()
         flt = self._namespace_filter(namespace)
-        found = shard.count(CountRequest(exact=True, filter=flt))
+        found = self.shard().count(CountRequest(exact=True, filter=flt))
         if found:
-            shard.update(UpdateOperation.delete_points_by_filter(flt))
+            self._delete_where(flt)
+        if self.journal is not None:
+            self.journal.append(("namespace", namespace))
         return found
 
     def delete_older_than(self, timestamp: float) -> None:
-        from qdrant_edge import FieldCondition, Filter, RangeFloat, UpdateOperation
+        from qdrant_edge import FieldCondition, Filter, RangeFloat
 
         flt = Filter(must=[FieldCondition(F_CREATED_AT, range=RangeFloat(lt=timestamp))])
+        self._delete_where(flt)
+        if self.journal is not None:
+            self.journal.append(("older", timestamp))
+
+    def _delete_where(self, flt: Filter) -> None:
+        from qdrant_edge import UpdateOperation
+
         self.shard().update(UpdateOperation.delete_points_by_filter(flt))
+
+    def delete_where(
+        self,
+        namespace: str,
+        tag: str | None,
+        created_before: float | None,
+        epoch_below: int | None,
+    ) -> None:
+        from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat
+
+        must: list[Any] = [FieldCondition(F_NAMESPACE, match=MatchValue(namespace))]
+        if tag is not None:
+            must.append(FieldCondition(F_TAGS, match=MatchValue(tag)))
+        if created_before is not None:
+            must.append(FieldCondition(F_CREATED_AT, range=RangeFloat(lt=created_before)))
+        must_not: list[Any] = []
+        if epoch_below is not None:  # points written before epochs existed count as epoch 0
+            must_not.append(FieldCondition(F_EPOCH, range=RangeFloat(gte=float(epoch_below))))
+        self._delete_where(Filter(must=must, must_not=must_not or None))
+        if self.journal is not None:
+            self.journal.append(("where", (namespace, tag, created_before, epoch_below)))
+
+    def set_expiry(self, uuids: list[uuid.UUID], expires_at: float) -> None:
+        from qdrant_edge import Filter, HasIdCondition, UpdateOperation
+
+        # By filter: unknown ids are skipped (set_payload by ids fails on the first one).
+        flt = Filter(must=[HasIdCondition(set(uuids))])
+        self.shard().update(UpdateOperation.set_payload_by_filter(flt, {F_EXPIRES_AT: expires_at}))
+        if self.journal is not None:
+            self.journal.append(("expiry", (list(uuids), expires_at)))
+
+    def scroll_namespace(
+        self, namespace: str, offset: str | None, limit: int
+    ) -> tuple[list[VectorMatch], str | None]:
+        """A page of one namespace's records (payloads only) and the next page's offset."""
+        from qdrant_edge import ScrollRequest
+
+        records, following = self.shard().scroll(
+            ScrollRequest(
+                offset=None if offset is None else uuid.UUID(offset),
+                limit=limit,
+                filter=self._namespace_filter(namespace),
+                with_payload=True,
+                with_vector=False,
+            )
+        )
+        matches = [decode_match(r.payload, 1.0) for r in records]
+        return [m for m in matches if m is not None], None if following is None else str(following)
+
+    def replay(self, journal: list[JournalOp]) -> None:
+        """Apply writes another folder's journal recorded, in order (consecutive upserts in
+        one update)."""
+        pending: list[EdgeItem] = []
+        for kind, arg in journal:
+            if kind == "upsert":
+                pending.extend(arg)
+                continue
+            if pending:
+                self.upsert(pending)
+                pending = []
+            if kind == "delete":
+                self.delete(arg)
+            elif kind == "namespace":
+                self.delete_namespace(arg)
+            elif kind == "where":
+                self.delete_where(*arg)
+            elif kind == "expiry":
+                self.set_expiry(*arg)
+            else:
+                self.delete_older_than(arg)
+        if pending:
+            self.upsert(pending)
+
+    def scroll(self, offset: Any, limit: int) -> tuple[list[PointItem], Any]:
+        """Up to ``limit`` points, from id ``offset`` on (None: the first), with their vectors
+        and payloads; and the offset of the next ones (None: no more)."""
+        from qdrant_edge import ScrollRequest
+
+        records, after = self.shard().scroll(
+            ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+        )
+        items = [(r.id, cast("list[float]", r.vector), dict(r.payload or {})) for r in records]
+        return items, after
+
+    def copy_into(self, target: EdgeFolder, offset: Any, limit: int) -> tuple[int, Any]:
+        """Copy up to ``limit`` points from ``offset`` on into ``target``; the number copied
+        and the offset of the next ones (None: done)."""
+        items, after = self.scroll(offset, limit)
+        if items:
+            target.upsert(items)
+        return len(items), after
 
     def count(self, namespace: str | None) -> int:
         from qdrant_edge import CountRequest
@@ -237,6 +374,8 @@ class EdgeFolder:
 
     def flush(self) -> None:
         self.shard().flush()
+        if self.journal is not None:
+            self.journal_flushed = True
 
     def stats(self) -> dict[str, int]:
         """Edge's counters: ``points``, ``indexed_vectors`` (in HNSW) and ``segments``."""
@@ -247,26 +386,20 @@ class EdgeFolder:
             "segments": info.segments_count,
         }
 
-    def optimize(self, optimizer: Optimizer, nice: int) -> bool:
-        """Build the HNSW index, here or (closed meanwhile) in a child process; True if changed."""
+    def optimize(self) -> bool:
+        """Build the HNSW index here, holding the GIL meanwhile; True if anything changed
+        (an ``EdgeStore`` optimizes a copy in a child process instead: ``edge_rebuild.py``)."""
         shard = self.shard()
-        if optimizer == "in_process":
-            changed = shard.optimize()
-            shard.flush()
-            return changed
+        changed = shard.optimize()
         shard.flush()
-        shard.close()
-        self._shard = None
-        try:
-            return optimize_in_child(self.folder, nice)
-        finally:
-            self.shard()
+        return changed
 
-    def close(self) -> None:
-        """Flush and close the shard, if open."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush (unless told not to: a folder about to be thrown away) and close the shard."""
         try:
             if self._shard is not None:
-                self._shard.flush()
+                if flush:
+                    self._shard.flush()
                 self._shard.close()
         finally:
             self._shard = None

@@ -10,15 +10,19 @@ random unit vectors), and how :class:`~semantic_reuse.semantic.edge_store.EdgeSt
   stay unindexed whatever happens (``optimize()`` returns False for a few thousand new points).
 - The bindings hold the GIL for the whole of a call (queries too, but they are short), so an
   in-process optimize freezes the entire Python process (event loop, streaming, every other
-  request) for that long, whichever thread runs it.
-- So ``EdgeStore.optimize`` runs the optimizer in a child process by default
-  (:func:`optimize_in_child`): the worker flushes and closes the shard, ``python -c`` loads the
-  folder, optimizes it at a lower CPU priority and closes it, and the worker loads it again
-  (0.2-0.6 s of GIL-held close and load). The event loop stays free; store calls made meanwhile
-  wait in the worker's queue (the engine's timeouts turn waiting lookups into misses, and a
-  cancelled call leaves the queue).
+  request) for that long, whichever thread runs it; and a shard cannot be optimized by another
+  process while this one has it open.
+- So ``EdgeStore.optimize`` (``optimizer="subprocess"``, the default) builds an optimized copy
+  beside the live folder while the live one keeps answering
+  (:mod:`~semantic_reuse.semantic.edge_rebuild`): the store's worker copies the points into a new
+  folder in small chunks between other calls, writes made meanwhile are applied to the live
+  folder and kept in a journal, a child process (:func:`start_optimize_child`, at a lower CPU
+  priority) builds the index of the copy, and the worker swaps the copy in and replays the
+  journal. Lookups wait only for one chunk or for the swap (closing one shard, loading the other).
+  Each optimize indexes every point again (the copy holds one plain segment), and drops what
+  deletes left behind.
 - Automatic policy (:class:`OptimizePolicy`): after every ``optimize_threshold`` upserted points
-  the worker reads the shard's counters and queues an optimize when at least that many points are
+  the worker reads the shard's counters and starts an optimize when at least that many points are
   not indexed (also checked when a folder is opened). Below it, brute force over the unindexed
   points costs a few milliseconds. ``flush()`` only flushes; ``optimize_threshold=None`` leaves
   optimizing to explicit calls.
@@ -32,6 +36,7 @@ Importing this module does not import ``qdrant_edge`` (the child process does).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,53 +44,51 @@ from typing import Literal
 
 from semantic_reuse.errors import InvalidRequestError
 
-__all__ = ["OptimizePolicy", "Optimizer", "optimize_in_child"]
+__all__ = ["OptimizePolicy", "Optimizer", "child_outcome", "start_optimize_child"]
 
 Optimizer = Literal["subprocess", "in_process"]
 
-#: Run by ``python -c`` to optimize a closed shard folder: argv = [folder, niceness].
-_OPTIMIZE_CHILD = """
-import os, sys
-try:
-    os.nice(int(sys.argv[2]))
-except (AttributeError, OSError, ValueError):
-    pass
-from qdrant_edge import EdgeShard
-shard = EdgeShard.load(sys.argv[1])
-try:
-    changed = shard.optimize()
-    shard.flush()
-finally:
-    shard.close()
-print("optimized" if changed else "unchanged")
-"""
+
+def start_optimize_child(
+    export: Path, copy: Path, template: Path, dim: int, nice: int, log: Path
+) -> subprocess.Popen[str]:
+    """Start the child that builds ``copy`` from ``export`` and indexes it
+    (:mod:`~semantic_reuse.semantic.edge_child`), ``nice`` added to its niceness, its stderr in
+    ``log``; :func:`child_outcome` reads the result."""
+    root = str(Path(__file__).resolve().parents[2])  # where semantic_reuse is importable from
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    args = [str(export), str(copy), str(template), str(dim), str(nice)]
+    with log.open("w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "semantic_reuse.semantic.edge_child", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
 
 
-def optimize_in_child(folder: Path, nice: int) -> bool:
-    """Optimize the closed shard in ``folder`` in a child process, ``nice`` added to its niceness.
-
-    True when anything changed; RuntimeError (with the child's stderr) when the child fails.
-    """
-    proc = subprocess.run(
-        [sys.executable, "-c", _OPTIMIZE_CHILD, str(folder), str(nice)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
+def child_outcome(folder: Path, returncode: int, stdout: str, stderr: str) -> bool:
+    """True when the child indexed the copy (False: nothing to improve); RuntimeError (with
+    its stderr) when it failed."""
+    lines = stdout.split("\n")
+    if returncode != 0 or "done" not in lines:
         raise RuntimeError(
             f"optimizing the Edge store at {folder} failed "
-            f"(exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+            f"(exit {returncode}): {stderr.strip()[-2000:]}"
         )
-    return proc.stdout.strip().endswith("optimized")
+    return "indexed optimized" in lines
 
 
 class OptimizePolicy:
     """How a store optimizes (``optimizer``, ``nice``) and when it queues an automatic optimize.
 
     ``threshold``: queue one once this many points are not indexed, checked every that many
-    upserted points and on open; None: only explicit optimizes. The counters belong to the
-    store's worker thread, the only one that calls these methods.
+    upserted points and on open; None: only explicit optimizes. ``queued`` stays True until
+    that optimize has finished. The counters belong to the store's worker thread, the only one
+    that calls these methods.
     """
 
     def __init__(self, threshold: int | None, optimizer: Optimizer, nice: int) -> None:
@@ -121,6 +124,10 @@ class OptimizePolicy:
             return False
         self._since_check = 0
         return True
+
+    def ended(self) -> None:
+        """The optimize that was queued or running has ended."""
+        self.queued = False
 
     def wants(self, points: int, indexed: int) -> bool:
         """Whether these counters call for an optimize; when they do, it counts as queued."""

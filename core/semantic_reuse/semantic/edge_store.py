@@ -1,17 +1,20 @@
 """``EdgeStore``: the vector store on Qdrant Edge (``qdrant-edge-py``), the engine in-process.
 
-One folder holds one shard (:class:`~semantic_reuse.semantic.edge_folder.EdgeFolder`: cosine, one
-unnamed dense vector, payload indexes on the scope and the clock). Edge's API is synchronous: every
-call runs in one dedicated worker thread per store (one thread also serialises access), through
-``run_in_executor``. Edge holds the GIL during a call, so the HNSW index is built in a child
-process by default, queued automatically once enough points are not indexed
-(:mod:`~semantic_reuse.semantic.edge_optimize` has the measurements and the policy).
+One folder holds one shard (:class:`~semantic_reuse.semantic.edge_folder.EdgeFolder`). Edge's
+API is synchronous and holds the GIL: every call runs on the store's one worker thread
+(:class:`~semantic_reuse.semantic.edge_worker.EdgeWorker`), and the HNSW index is built on a copy
+in a child process and swapped in (:mod:`~semantic_reuse.semantic.edge_rebuild`; the policy in
+:mod:`~semantic_reuse.semantic.edge_optimize`).
 
-One opener per folder: Edge locks a folder (a second open fails, also across processes). Use
-:func:`open_edge_store` to share one live store per folder inside a process; it counts references
-and the folder is closed when the last holder calls ``aclose()``. The registry is a class-level
-``WeakValueDictionary`` (folder -> live store) under a lock, so a store that every holder dropped
-without closing does not stay registered.
+One process per folder: it holds ``<folder>.lock`` while the folder is open. Another process
+gets StoreInUseError, or with ``if_in_use="private"`` a private folder beside it that is merged
+back later (:mod:`~semantic_reuse.semantic.edge_private`). Inside a process,
+:func:`open_edge_store` shares one live store per folder, counting references (a class-level
+``WeakValueDictionary`` under a lock); the last ``aclose()`` closes the folder.
+
+Durability: a write is in Edge's memory-mapped write-ahead log when its call returns (it
+survives the process being killed); ``flush()`` writes it to the disk (it survives the machine
+going down). A write runs in its turn even if its caller stopped waiting.
 """
 
 from __future__ import annotations
@@ -23,22 +26,26 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
 import numpy.typing as npt
 
-from semantic_reuse._log import logger
 from semantic_reuse.errors import (
     ComponentUnavailableError,
     ConfigurationError,
     InvalidRequestError,
     InvalidTypeError,
+    StoreInUseError,
 )
-from semantic_reuse.redaction import describe_error
+from semantic_reuse.request import validate_namespace
+from semantic_reuse.semantic.edge_files import FolderLock
 from semantic_reuse.semantic.edge_folder import EdgeFolder, EdgeItem
 from semantic_reuse.semantic.edge_optimize import OptimizePolicy, Optimizer
+from semantic_reuse.semantic.edge_private import hand_back, merge_steps, open_private, take
+from semantic_reuse.semantic.edge_rebuild import COPY_CHUNK, Optimizations
+from semantic_reuse.semantic.edge_worker import EdgeWorker
 from semantic_reuse.semantic.store import (
     AsyncCloseable,
     ScopeFilter,
@@ -47,6 +54,7 @@ from semantic_reuse.semantic.store import (
     check_dim,
     check_ids,
     check_limit,
+    check_offset,
     check_points,
     check_threshold,
     check_type,
@@ -58,10 +66,13 @@ from semantic_reuse.semantic.store import (
     unit_vector,
 )
 
-__all__ = ["EdgeStore", "open_edge_store"]
+__all__ = ["EdgeStore", "InUse", "open_edge_store"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+#: What a store does when another process has its folder open.
+InUse = Literal["raise", "private"]
 
 
 def _folder_key(path: str | Path) -> tuple[Path, str]:
@@ -79,14 +90,18 @@ class EdgeStore(AsyncCloseable):
             folder deleted on close. A folder can be open once per process: share it with
             :func:`open_edge_store`.
         dim: the vector dimension; a folder created with another one raises ValueError.
-        optimize_threshold: queue an HNSW build once this many points are not indexed (checked
+        optimize_threshold: start an HNSW build once this many points are not indexed (checked
             every that many upserted points, and on open); None: only explicit :meth:`optimize`.
-        optimizer: ``"subprocess"`` (default) builds the index in a child process so that this
-            process keeps running; ``"in_process"`` calls Edge directly, which holds the GIL and
-            freezes the whole process meanwhile (fine for scripts and tests).
+        optimizer: ``"subprocess"`` (default) builds the index on a copy in a child process and
+            swaps it in, so that this process keeps answering; ``"in_process"`` calls Edge
+            directly, which holds the GIL and freezes the whole process meanwhile (fine for
+            scripts and tests).
         optimize_nice: niceness added to the optimizing child process (POSIX).
         hnsw_ef: candidates examined per HNSW search (None: Edge's default); more is
             slower and closer to exact. Brute-forced (unindexed) points are always exact.
+        if_in_use: when another process has the folder open: ``"raise"`` StoreInUseError, or
+            ``"private"``: open a private folder beside it, with one WARNING log line
+            (:mod:`~semantic_reuse.semantic.edge_private`).
 
     Opening a folder is done in the constructor (fast: about 0.1 s for 20,000 points).
     """
@@ -107,6 +122,7 @@ class EdgeStore(AsyncCloseable):
         optimizer: Optimizer = "subprocess",
         optimize_nice: int = 10,
         hnsw_ef: int | None = None,
+        if_in_use: InUse = "raise",
     ) -> None:
         import qdrant_edge  # noqa: F401  (fail here, not in the worker, when it is missing)
 
@@ -116,18 +132,25 @@ class EdgeStore(AsyncCloseable):
             isinstance(hnsw_ef, bool) or not isinstance(hnsw_ef, int) or hnsw_ef < 1
         ):
             raise InvalidRequestError(f"hnsw_ef must be a positive int or None, got {hnsw_ef!r}")
+        if if_in_use not in ("raise", "private"):
+            raise InvalidRequestError(f"if_in_use must be 'raise' or 'private', got {if_in_use!r}")
+        self._hnsw_ef = hnsw_ef
         self._refs = 1
         self._closing = False
         self._cleanup: weakref.finalize[..., Any] | None = None
+        self._lock: FolderLock | None = None
+        self._shared: Path | None = None  # the folder in use elsewhere, when this one is private
         self._key: str | None
         if path is None:
-            folder = Path(tempfile.mkdtemp(prefix="semantic-reuse-edge-"))
+            root = Path(tempfile.mkdtemp(prefix="semantic-reuse-edge-"))
+            folder = root / "shard"
             self._key = None
-            self._cleanup = weakref.finalize(self, shutil.rmtree, str(folder), ignore_errors=True)
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(root), ignore_errors=True)
         else:
             folder, self._key = _folder_key(path)
         self._edge = EdgeFolder(folder, self.dim, hnsw_ef)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-reuse-edge")
+        self._worker = EdgeWorker(lambda: self._edge.folder)
+        self._optimizing = Optimizations(self._worker, self._policy)
         try:
             with self._live_lock:
                 if self._key is not None and self._key in self._live:
@@ -138,11 +161,11 @@ class EdgeStore(AsyncCloseable):
                 if self._key is not None and (pending := self._closing_folders.get(self._key)):
                     with contextlib.suppress(Exception):
                         pending.result()
-                self._executor.submit(self._w_open).result()
+                self._worker.call(self._w_open, if_in_use).result()
                 if self._key is not None:
                     self._live[self._key] = self
         except BaseException:
-            self._executor.shutdown(wait=False)
+            self._worker.shutdown()
             if self._cleanup is not None:
                 self._cleanup()
             raise
@@ -153,7 +176,7 @@ class EdgeStore(AsyncCloseable):
         check_points(points, self.dim)
         items = [(point_uuid(p.id), p.vector, encode_payload(p)) for p in points]
         if items:
-            await self._run(self._w_upsert, items)
+            await self._write(self._w_upsert, items)
 
     async def search(
         self,
@@ -199,14 +222,14 @@ class EdgeStore(AsyncCloseable):
     async def delete(self, ids: Sequence[str]) -> None:
         uuids = [point_uuid(i) for i in check_ids(ids)]
         if uuids:
-            await self._run(self._edge.delete, uuids)
+            await self._write(self._edge.delete, uuids)
 
     async def delete_namespace(self, namespace: str) -> int | None:
-        check_type(namespace, str, "namespace")
-        return await self._run(self._edge.delete_namespace, namespace)
+        validate_namespace(namespace)  # never a falsy one: that is no tenant
+        return await self._write(self._edge.delete_namespace, namespace)
 
     async def delete_older_than(self, timestamp: float) -> None:
-        await self._run(self._edge.delete_older_than, finite_float(timestamp, "timestamp"))
+        await self._write(self._edge.delete_older_than, finite_float(timestamp, "timestamp"))
 
     async def count(self, namespace: str | None = None) -> int:
         if namespace is not None and not isinstance(namespace, str):
@@ -215,8 +238,35 @@ class EdgeStore(AsyncCloseable):
             )
         return await self._run(self._edge.count, namespace)
 
+    async def scroll(
+        self, namespace: str, *, offset: str | None = None, limit: int = 256
+    ) -> tuple[list[VectorMatch], str | None]:
+        validate_namespace(namespace)
+        return await self._run(
+            self._edge.scroll_namespace, namespace, check_offset(offset), check_limit(limit)
+        )
+
+    async def delete_where(
+        self,
+        namespace: str,
+        *,
+        tag: str | None = None,
+        created_before: float | None = None,
+        epoch_below: int | None = None,
+    ) -> None:
+        validate_namespace(namespace)
+        if created_before is not None:
+            created_before = finite_float(created_before, "created_before")
+        await self._write(self._edge.delete_where, namespace, tag, created_before, epoch_below)
+
+    async def set_expiry(self, ids: Sequence[str], expires_at: float) -> None:
+        uuids = [point_uuid(i) for i in check_ids(ids)]
+        if uuids:
+            await self._write(self._edge.set_expiry, uuids, finite_float(expires_at, "expires_at"))
+
     async def flush(self) -> None:
-        await self._run(self._edge.flush)
+        """Write everything stored so far to the disk (it survives a crash of the machine)."""
+        await self._write(self._edge.flush)
 
     async def aclose(self) -> None:
         """Release this handle; the folder is flushed and closed when the last holder releases."""
@@ -227,8 +277,8 @@ class EdgeStore(AsyncCloseable):
             if self._refs > 0:
                 return
             self._closing = True
-            done = self._executor.submit(self._w_close)
-            self._executor.shutdown(wait=False)
+            done = self._worker.call(self._w_close)
+            self._worker.shutdown()
             if self._key is not None:
                 if self._live.get(self._key) is self:
                     del self._live[self._key]
@@ -245,19 +295,25 @@ class EdgeStore(AsyncCloseable):
 
     @property
     def path(self) -> Path:
-        """The shard folder."""
+        """The shard folder (a private one when the folder asked for was in use)."""
         return self._edge.folder
+
+    @property
+    def private(self) -> bool:
+        """Whether this store opened a private folder because another process held its own."""
+        return self._shared is not None
 
     @property
     def closed(self) -> bool:
         return self._closing
 
     async def optimize(self) -> bool:
-        """Build the HNSW index now (see :mod:`~semantic_reuse.semantic.edge_optimize`).
-
-        True when anything changed.
-        """
-        return await self._run(self._w_optimize)
+        """Build the HNSW index now (see :mod:`~semantic_reuse.semantic.edge_optimize`); joins
+        an optimize already running. True when anything changed."""
+        if self._policy.optimizer == "in_process":
+            return await self._run(self._edge.optimize)
+        done = await self._run(self._optimizing.start, self._edge)
+        return await asyncio.wrap_future(done)
 
     async def stats(self) -> dict[str, int]:
         """Edge's counters: ``points``, ``indexed_vectors`` (in HNSW) and ``segments``."""
@@ -270,51 +326,51 @@ class EdgeStore(AsyncCloseable):
     # --- plumbing -------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A call on the worker; cancelling the caller takes a call still queued off the queue."""
         if self._closing:
             raise ComponentUnavailableError(f"{self!r} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return await self._worker.run(fn, *args, **kwargs)
+
+    async def _write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A write on the worker: it runs in its turn even if the caller stops waiting."""
+        if self._closing:
+            raise ComponentUnavailableError(f"{self!r} is closed")
+        return await self._worker.write(fn, *args, **kwargs)
 
     # --- worker-thread side: only these (and the EdgeFolder methods) touch the shard ------------
 
-    def _w_open(self) -> None:
-        self._edge.open()
+    def _w_open(self, if_in_use: InUse) -> None:
+        try:
+            self._lock = take(self._edge)
+        except StoreInUseError:
+            if if_in_use == "raise" or self._key is None:
+                raise
+            shared = self._edge
+            self._edge, self._lock = open_private(shared, self._hnsw_ef)
+            self._shared = shared.folder
+        else:
+            if self._key is not None:
+                merging = merge_steps(self._edge, self._edge.folder, COPY_CHUNK)
+                self._worker.steps(merging, "merging private folders")
         self._policy.opened()
-        self._maybe_queue_optimize()
+        self._optimizing.maybe_start(self._edge)
 
-    def _w_upsert(self, items: list[EdgeItem]) -> None:
+    def _w_upsert(self, items: Sequence[EdgeItem]) -> None:
         self._edge.upsert(items)
         self._policy.added(len(items))
-        self._maybe_queue_optimize()
-
-    def _maybe_queue_optimize(self) -> None:
-        if not self._policy.due():
-            return
-        stats = self._edge.stats()
-        if self._policy.wants(stats["points"], stats["indexed_vectors"]):
-            with contextlib.suppress(RuntimeError):  # the executor is shutting down
-                self._executor.submit(self._w_auto_optimize)
-
-    def _w_auto_optimize(self) -> None:
-        self._policy.queued = False
-        if self._closing:
-            return
-        try:
-            self._w_optimize()
-        except Exception as exc:
-            logger.warning(
-                "Edge store {}: automatic optimize failed: {}",
-                self._edge.folder,
-                describe_error(exc),
-            )
-
-    def _w_optimize(self) -> bool:
-        return self._edge.optimize(self._policy.optimizer, self._policy.nice)
+        self._optimizing.maybe_start(self._edge)
 
     def _w_close(self) -> None:
+        unlink = False
         try:
+            self._worker.stop_steps()
+            self._optimizing.stop(ComponentUnavailableError(f"{self!r} is closed"))
             self._edge.close()
+            if self._shared is not None:
+                unlink = hand_back(self._edge, self._shared, COPY_CHUNK)
         finally:
+            if self._lock is not None:
+                self._lock.release(unlink=unlink)
             if self._cleanup is not None:
                 self._cleanup()
 
@@ -327,14 +383,15 @@ def open_edge_store(
     optimizer: Optimizer = "subprocess",
     optimize_nice: int = 10,
     hnsw_ef: int | None = None,
+    if_in_use: InUse = "raise",
 ) -> EdgeStore:
     """The live :class:`EdgeStore` of this folder in this process, opened on first use.
 
     Every call takes a reference that one ``aclose()`` gives back; the folder is closed when the
     last reference is given back (an open that comes while that close runs waits for it). The
     keyword options are those of :class:`EdgeStore`: they apply when the folder is opened and are
-    ignored for a store already open. A ``dim`` that differs from the open store's, or from the
-    folder's, raises ValueError. Thread-safe.
+    ignored for a store already open (a private one too). A ``dim`` that differs from the open
+    store's, or from the folder's, raises ValueError. Thread-safe.
     """
     dim = check_dim(dim)
     _, key = _folder_key(path)
@@ -354,4 +411,5 @@ def open_edge_store(
             optimizer=optimizer,
             optimize_nice=optimize_nice,
             hnsw_ef=hnsw_ef,
+            if_in_use=if_in_use,
         )

@@ -9,7 +9,7 @@ embedded in one batch and searched in one round trip.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
@@ -26,6 +26,9 @@ from semantic_reuse.semantic.embedder import MAX_COMPARED_CHARS, fits_window
 from semantic_reuse.semantic.store import ScopeFilter, VectorMatch, VectorPoint, VectorStore
 
 FloatVector = npt.NDArray[np.float32]
+#: Rules on a stored answer (its id, the answer) before it may be a candidate: the
+#: namespace's lifecycle (`NamespaceState.admits`).
+Admit = Callable[[str, CachedAnswer], bool]
 
 
 class AsyncEmbedder(Protocol):
@@ -91,7 +94,11 @@ class SimilaritySearchHelper:
         *,
         candidate_threshold: float = 0.5,
         metrics: Metrics | None = None,
+        threshold_policy: ReusePolicy | None = None,
     ) -> None:
+        """`threshold_policy`: the rule a per-call similarity threshold selects when `policy`
+        is a verifier's (the expert's cosine rule, with its margin and guard); by default
+        `policy` with that threshold."""
         check_threshold(candidate_threshold, "candidate_threshold")
         if embedder.dim != store.dim:
             raise ConfigurationError(f"embedder dim {embedder.dim} != store dim {store.dim}")
@@ -99,6 +106,7 @@ class SimilaritySearchHelper:
         self.store = store
         self._searches = SearchCoalescer(store)
         self.policy = policy
+        self.threshold_policy = threshold_policy or policy
         self.candidate_threshold = candidate_threshold
         self.metrics = metrics or Metrics()
 
@@ -132,10 +140,12 @@ class SimilaritySearchHelper:
         *,
         scope: ScopeFilter,
         vectors: Sequence[FloatVector] | None = None,
+        admit: Admit | None = None,
     ) -> list[SimilaritySearchResult]:
         """`search_similar_questions_with_reuse_check` for several prompts: one embedding
         batch, one vector-store round trip. A prompt the embedder would truncate is not
-        searched (decision reason ``too_long``)."""
+        searched (decision reason ``too_long``). `admit` drops stored answers that may not
+        be served (retired, expired) before the policy sees the candidates."""
         check_threshold(similarity_threshold, "similarity_threshold")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidRequestError(f"top_k must be an int >= 1, got {top_k!r}")
@@ -144,7 +154,11 @@ class SimilaritySearchHelper:
             if len(fitting) < len(prompts):
                 searched = iter(
                     await self.search_many(
-                        [prompts[i] for i in fitting], top_k, similarity_threshold, scope=scope
+                        [prompts[i] for i in fitting],
+                        top_k,
+                        similarity_threshold,
+                        scope=scope,
+                        admit=admit,
                     )
                     if fitting
                     else []
@@ -157,8 +171,9 @@ class SimilaritySearchHelper:
         if not prompts:
             return []
         policy = self.policy
-        if similarity_threshold is not None and similarity_threshold != policy.threshold:
-            policy = replace(policy, threshold=similarity_threshold)
+        if similarity_threshold is not None:
+            # A threshold given per call is the expert's: the cosine rule, not the verifier.
+            policy = replace(self.threshold_policy, threshold=similarity_threshold)
         if vectors is None:
             vectors = await self.embed(prompts)
         # Rivals within the margin below the threshold matter to the decision: fetch them too.
@@ -169,7 +184,7 @@ class SimilaritySearchHelper:
         )
         self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="search")
         return [
-            self._decide(prompt, vector, matches, policy)
+            self._decide(prompt, vector, matches, policy, admit)
             for prompt, vector, matches in zip(prompts, vectors, batches, strict=True)
         ]
 
@@ -179,6 +194,7 @@ class SimilaritySearchHelper:
         vector: FloatVector,
         matches: Sequence[VectorMatch],
         policy: ReusePolicy,
+        admit: Admit | None = None,
     ) -> SimilaritySearchResult:
         seen: set[str] = set()
         candidates: list[SimilarQuestion] = []
@@ -186,10 +202,11 @@ class SimilaritySearchHelper:
             if match.id in seen:
                 continue
             seen.add(match.id)
-            try:
-                answer = CachedAnswer.from_dict(match.answer)
-            except AnswerDecodeError:
-                self.metrics.inc("decode_errors_total", tier="vector")
+            answer = self.answer_of(match)
+            if answer is None:
+                continue
+            if admit is not None and not admit(match.id, answer):
+                self.metrics.inc("retired_reads_total", tier="vector")
                 continue
             candidates.append(SimilarQuestion(match.id, match.prompt, match.score, answer))
         decision = policy.decide(
@@ -229,6 +246,11 @@ class SimilaritySearchHelper:
         ]
         embedded = iter(await self.embed(missing) if missing else [])
         now = time.time()
+
+        def expiry(answer: CachedAnswer) -> float | None:
+            ends = [t for t in (answer.expires_at, None if ttl_s is None else now + ttl_s) if t]
+            return min(ends) if ends else None
+
         points = [
             VectorPoint(
                 id=id,
@@ -238,8 +260,10 @@ class SimilaritySearchHelper:
                 fingerprint=scope.fingerprint if fits else exact_only_fingerprint(id),
                 prompt=prompt,
                 answer=answer.to_dict(),
-                created_at=now,
-                expires_at=None if ttl_s is None else now + ttl_s,
+                created_at=answer.created_at,
+                expires_at=expiry(answer),
+                tags=answer.tags,
+                epoch=answer.epoch,
             )
             for (id, prompt, answer, vector), fits in zip(items, fitting, strict=True)
         ]
@@ -248,13 +272,19 @@ class SimilaritySearchHelper:
     async def get(self, id: str) -> CachedAnswer | None:
         """The durable record stored under `id` (the exact tier of last resort)."""
         match = await self.store.get(id)
-        if match is None:
-            return None
+        return None if match is None else self.answer_of(match)
+
+    def answer_of(self, match: VectorMatch) -> CachedAnswer | None:
+        """The answer of a stored record; its expiry is the record's (which a sliding
+        answer's renewals move: `set_expiry`)."""
         try:
-            return CachedAnswer.from_dict(match.answer)
+            answer = CachedAnswer.from_dict(match.answer)
         except AnswerDecodeError:
             self.metrics.inc("decode_errors_total", tier="vector")
             return None
+        if answer.expires_at != match.expires_at:
+            answer = replace(answer, expires_at=match.expires_at)
+        return answer
 
     async def withdraw(self, id: str) -> bool:
         """Take the record stored under `id` out of paraphrase reuse, keeping it as an exact

@@ -6,15 +6,19 @@ it is brute-force numpy that runs on the event loop, ignores payload indexes and
 per folder, so it is not a production store (use :class:`~semantic_reuse.semantic.edge_store.
 EdgeStore` for an embedded one).
 
-The collection (one unnamed cosine vector) and its payload indexes (keyword: namespace, model,
-fingerprint; float: created_at, expires_at; not in local mode, which ignores them) are created on
-first use when missing; an existing collection with another vector size raises ValueError naming
-``dim``.
+The collection (one unnamed cosine vector; on a cluster with the shards, replication factor and
+write consistency given) and its payload indexes are created on first use when missing: namespace
+as a keyword *tenant* index (Qdrant keeps each tenant's points together), model and fingerprint
+as keyword indexes, created_at and expires_at as float indexes. Every filter the store sends is
+on these fields alone. Local mode accepts the index requests and ignores them. An existing
+collection with another vector size raises ValueError naming ``dim``; an existing namespace index
+that is not a tenant index is made one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +30,13 @@ from semantic_reuse.errors import (
     InvalidRequestError,
     InvalidTypeError,
 )
+from semantic_reuse.request import validate_namespace
 from semantic_reuse.semantic.store import (
     F_CREATED_AT,
+    F_EPOCH,
     F_EXPIRES_AT,
     F_NAMESPACE,
+    F_TAGS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     AsyncCloseable,
@@ -39,9 +46,11 @@ from semantic_reuse.semantic.store import (
     check_dim,
     check_ids,
     check_limit,
+    check_offset,
     check_points,
     check_threshold,
     check_type,
+    decode_match,
     decode_matches,
     encode_payload,
     engine_threshold,
@@ -54,7 +63,7 @@ from semantic_reuse.semantic.store import (
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
-    from qdrant_client.http.models import Filter
+    from qdrant_client.http.models import Filter, PayloadIndexInfo, PayloadSchemaParams
 
 __all__ = ["QdrantServerStore"]
 
@@ -74,6 +83,8 @@ class QdrantServerStore(AsyncCloseable):
         dim: the vector dimension.
         timeout: request timeout in seconds (the client's default is 5).
         prefer_grpc: use gRPC where the client can.
+        shard_number, replication_factor, write_consistency_factor: of a collection this store
+            creates (None: the server's defaults); an existing collection keeps its own.
 
     Nothing is sent before the first call, which creates the collection when it is missing.
     """
@@ -91,6 +102,9 @@ class QdrantServerStore(AsyncCloseable):
         dim: int,
         timeout: int | None = None,
         prefer_grpc: bool = False,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
     ) -> None:
         from qdrant_client import AsyncQdrantClient
 
@@ -98,6 +112,14 @@ class QdrantServerStore(AsyncCloseable):
         if not isinstance(collection, str) or not collection:
             raise InvalidRequestError(f"collection must be a non-empty str, got {collection!r}")
         self.collection = collection
+        self._layout = {
+            "shard_number": shard_number,
+            "replication_factor": replication_factor,
+            "write_consistency_factor": write_consistency_factor,
+        }
+        for name, value in self._layout.items():
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidRequestError(f"{name} must be an int >= 1 or None, got {value!r}")
         self._client: AsyncQdrantClient = AsyncQdrantClient(
             location=location,
             url=url,
@@ -106,8 +128,6 @@ class QdrantServerStore(AsyncCloseable):
             timeout=timeout,
             prefer_grpc=prefer_grpc,
         )
-        # qdrant-client's own rule for local mode; its payload indexes do nothing (and warn).
-        self._local = location == ":memory:" or path is not None
         self._ready = False
         self._ready_lock = asyncio.Lock()
         self._closed = False
@@ -215,7 +235,7 @@ class QdrantServerStore(AsyncCloseable):
         """Delete a namespace; the count is taken just before, so concurrent writes blur it."""
         from qdrant_client import models
 
-        flt = self._namespace_filter(check_type(namespace, str, "namespace"))
+        flt = self._namespace_filter(validate_namespace(namespace))
         client = await self._ensure()
         found = (await client.count(self.collection, count_filter=flt, exact=True)).count
         if found:
@@ -227,13 +247,7 @@ class QdrantServerStore(AsyncCloseable):
     async def delete_older_than(self, timestamp: float) -> None:
         from qdrant_client import models
 
-        flt = models.Filter(
-            must=[
-                models.FieldCondition(
-                    key=F_CREATED_AT, range=models.Range(lt=finite_float(timestamp, "timestamp"))
-                )
-            ]
-        )
+        flt = self._older_than_filter(finite_float(timestamp, "timestamp"))
         client = await self._ensure()
         await client.delete(
             self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
@@ -247,6 +261,62 @@ class QdrantServerStore(AsyncCloseable):
         flt = None if namespace is None else self._namespace_filter(namespace)
         client = await self._ensure()
         return (await client.count(self.collection, count_filter=flt, exact=True)).count
+
+    async def scroll(
+        self, namespace: str, *, offset: str | None = None, limit: int = 256
+    ) -> tuple[list[VectorMatch], str | None]:
+        flt = self._namespace_filter(validate_namespace(namespace))
+        client = await self._ensure()
+        records, following = await client.scroll(
+            self.collection,
+            scroll_filter=flt,
+            limit=check_limit(limit),
+            offset=check_offset(offset),
+            with_payload=True,
+            with_vectors=False,
+        )
+        matches = [decode_match(r.payload, 1.0) for r in records]
+        return [m for m in matches if m is not None], None if following is None else str(following)
+
+    async def delete_where(
+        self,
+        namespace: str,
+        *,
+        tag: str | None = None,
+        created_before: float | None = None,
+        epoch_below: int | None = None,
+    ) -> None:
+        from qdrant_client import models
+
+        must: list[models.Condition] = [
+            models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))
+        ]
+        validate_namespace(namespace)
+        if tag is not None:
+            must.append(models.FieldCondition(key=F_TAGS, match=models.MatchValue(value=tag)))
+        if created_before is not None:
+            limit = finite_float(created_before, "created_before")
+            must.append(models.FieldCondition(key=F_CREATED_AT, range=models.Range(lt=limit)))
+        must_not: list[models.Condition] = []
+        if epoch_below is not None:  # points written before epochs existed count as epoch 0
+            must_not.append(models.FieldCondition(key=F_EPOCH, range=models.Range(gte=epoch_below)))
+        flt = models.Filter(must=must, must_not=must_not or None)
+        client = await self._ensure()
+        await client.delete(
+            self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
+        )
+
+    async def set_expiry(self, ids: Sequence[str], expires_at: float) -> None:
+        from qdrant_client import models
+
+        point_ids: list[Any] = [str(point_uuid(i)) for i in check_ids(ids)]
+        payload = {F_EXPIRES_AT: finite_float(expires_at, "expires_at")}
+        if not point_ids:
+            return
+        client = await self._ensure()
+        # By filter: unknown ids are skipped (by ids, the first unknown one fails the call).
+        flt = models.Filter(must=[models.HasIdCondition(has_id=point_ids)])
+        await client.set_payload(self.collection, payload=payload, points=flt, wait=True)
 
     async def flush(self) -> None:
         """Nothing to do: every write is sent with ``wait=True`` (the server's WAL has it)."""
@@ -290,6 +360,9 @@ class QdrantServerStore(AsyncCloseable):
                     vectors_config=models.VectorParams(
                         size=self.dim, distance=models.Distance.COSINE
                     ),
+                    shard_number=self._layout["shard_number"],
+                    replication_factor=self._layout["replication_factor"],
+                    write_consistency_factor=self._layout["write_consistency_factor"],
                 )
             except Exception:
                 # Another client may have created it meanwhile; anything else is a real error.
@@ -310,18 +383,15 @@ class QdrantServerStore(AsyncCloseable):
             raise ConfigurationError(
                 f"collection {self.collection!r} uses {vectors.distance} distance, not cosine"
             )
-        if self._local:
-            return
-        indexed = set(info.payload_schema or {})
-        for name in KEYWORD_FIELDS:
-            if name not in indexed:
+        existing = info.payload_schema or {}
+        for name, schema in payload_indexes().items():
+            if index_matches(existing.get(name), schema):
+                continue
+            with warnings.catch_warnings():
+                # Local mode says once that its indexes do nothing: known, and documented.
+                warnings.filterwarnings("ignore", "Payload indexes have no effect")
                 await client.create_payload_index(
-                    self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD, wait=True
-                )
-        for name in FLOAT_FIELDS:
-            if name not in indexed:
-                await client.create_payload_index(
-                    self.collection, name, field_schema=models.PayloadSchemaType.FLOAT, wait=True
+                    self.collection, name, field_schema=schema, wait=True
                 )
 
     @staticmethod
@@ -346,3 +416,42 @@ class QdrantServerStore(AsyncCloseable):
         return models.Filter(
             must=[models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))]
         )
+
+    @staticmethod
+    def _older_than_filter(timestamp: float) -> Filter:
+        from qdrant_client import models
+
+        return models.Filter(
+            must=[models.FieldCondition(key=F_CREATED_AT, range=models.Range(lt=timestamp))]
+        )
+
+
+def payload_indexes() -> dict[str, PayloadSchemaParams]:
+    """The payload index of each field the store filters on: the namespace as a tenant index."""
+    from qdrant_client import models
+
+    keyword = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)
+    indexes: dict[str, PayloadSchemaParams] = {
+        name: keyword for name in KEYWORD_FIELDS if name != F_NAMESPACE
+    }
+    indexes[F_NAMESPACE] = models.KeywordIndexParams(
+        type=models.KeywordIndexType.KEYWORD, is_tenant=True
+    )
+    indexes.update(
+        (name, models.FloatIndexParams(type=models.FloatIndexType.FLOAT)) for name in FLOAT_FIELDS
+    )
+    # Lifecycle: invalidation by tag and the purge after an epoch bump delete by filter.
+    indexes[F_TAGS] = keyword
+    indexes[F_EPOCH] = models.IntegerIndexParams(
+        type=models.IntegerIndexType.INTEGER, lookup=False, range=True
+    )
+    return indexes
+
+
+def index_matches(existing: PayloadIndexInfo | None, wanted: PayloadSchemaParams) -> bool:
+    """Does a collection's index of a field (None: none) serve as `wanted`?"""
+    if existing is None or existing.data_type.value != wanted.type.value:
+        return False
+    return not getattr(wanted, "is_tenant", False) or bool(
+        getattr(existing.params, "is_tenant", False)
+    )

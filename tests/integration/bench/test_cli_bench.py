@@ -26,7 +26,9 @@ def test_quality_with_gptcache_baseline(tiny_datasets: Path, tmp_path: Path) -> 
     assert main(["bench", "quality", "--pairs", str(pairs), "--baseline", "gptcache",
                  "--out", str(out)]) == 0  # fmt: skip
     result = json.loads((out / "quality-qqp_dev_5k.json").read_text())
-    assert [s["system"] for s in result["systems"]] == ["semantic-reuse", "gptcache"]
+    assert [s["system"] for s in result["systems"]] == [
+        "semantic-reuse", "semantic-reuse (cosine)", "gptcache"
+    ]  # fmt: skip
     assert (out / "quality-qqp_dev_5k.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -21,12 +21,23 @@ KNOWN = [
 
 def test_known_pairs_both_systems(minilm: Any) -> None:
     result = compare_quality(KNOWN, HandlerConfig(), embedder=minilm)
-    ours, gptcache = (s.default for s in result.systems)
+    assert [s.system for s in result.systems] == [
+        "semantic-reuse", "semantic-reuse (cosine)", "gptcache"
+    ]  # fmt: skip
+    ours, cosine, gptcache = (s.default for s in result.systems)
     # Two paraphrases served their own answers; nothing close to the Mona Lisa question.
-    assert (ours.hits, ours.correct) == (2, 2)
+    assert (ours.hits, ours.correct) == (2, 2)  # the verifier (the default)
+    assert (cosine.hits, cosine.correct) == (2, 2)  # the threshold rule, replayed
     # GPTCache has no guard: "Is 9 a prime number?" gets 7's answer (cosine well above 0.6).
     assert (gptcache.hits, gptcache.correct) == (3, 2)
-    assert result.systems[1].notes["sweep_replays_run"] is True
+    assert result.systems[2].notes["sweep_replays_run"] is True
+    verified = result.systems[0]
+    assert verified.notes["threshold_scale"] == "verifier probability"
+    assert verified.notes["max_error_rate"] == 0.2
+    # A higher probability bar never serves more questions.
+    hits = [p.hits for p in verified.sweep]
+    assert hits == sorted(hits, reverse=True)
+    assert hits[0] >= 2
     assert result.engine.kinds == {"semantic": 2}
 
 
@@ -34,14 +45,16 @@ def test_a_pair_file_and_the_plot(minilm: Any, tiny_datasets: Path, tmp_path: Pa
     pairs = load_pairs(tiny_datasets / "qqp_dev_5k.jsonl")
     result = compare_quality(pairs, HandlerConfig(), embedder=minilm, pairs_file="qqp")
     data = result.as_dict()
-    assert [s["system"] for s in data["systems"]] == ["semantic-reuse", "gptcache"]
+    assert [s["system"] for s in data["systems"]] == [
+        "semantic-reuse", "semantic-reuse (cosine)", "gptcache"
+    ]  # fmt: skip
     for system in data["systems"]:
         assert system["default"]["queries"] == len(pairs)
         assert len(system["sweep"]) >= 20
         for point in system["sweep"]:
             assert 0.0 <= point["error_rate"] <= point["hit_rate"] <= 1.0
     # A lower threshold never serves fewer questions (GPTCache's sweep, from its own ranks).
-    hits = [p["hits"] for p in data["systems"][1]["sweep"]]
+    hits = [p["hits"] for p in data["systems"][2]["sweep"]]
     assert hits == sorted(hits, reverse=True)
     png = plots.quality_png(data, tmp_path / "q.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

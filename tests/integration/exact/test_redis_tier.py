@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 import redis.asyncio as redis_client
 
-from semantic_reuse import CachedAnswer
+from semantic_reuse import CachedAnswer, SemanticReuseError
 from semantic_reuse.spi import BreakerState, CircuitBreaker, RedisTier
 from tests.conftest import ManualClock, PrivateRedis, eventually, free_port
 
@@ -48,6 +51,48 @@ async def test_namespaces_are_isolated_and_cleared_apart(redis_tier: RedisTier) 
     assert await redis_tier.clear("a") == 1
     assert await redis_tier.get("a", "k") is None
     assert (await redis_tier.get("b", "k")).text == "for b"  # type: ignore[union-attr]
+
+
+async def test_clear_never_reaches_another_tenant_or_prefix(
+    redis_tier: RedisTier, redis_url: str
+) -> None:
+    other = RedisTier(redis_url, prefix=f"{redis_tier.prefix}x", timeout_s=1.0)
+    try:
+        for namespace in ("a", "ab", "b"):
+            await redis_tier.set(namespace, "k", CachedAnswer(f"for {namespace}"))
+        await other.set("a", "k", CachedAnswer("another prefix"))
+        for falsy in (None, ""):
+            with pytest.raises((ValueError, TypeError), match="namespace") as refused:
+                await redis_tier.clear(falsy)  # type: ignore[arg-type]
+            assert isinstance(refused.value, SemanticReuseError)
+        with pytest.raises(ValueError, match="namespace"):
+            await redis_tier.clear("*")  # a glob is no namespace
+        assert await redis_tier.count() == 3
+        assert await redis_tier.clear("a") == 1
+        assert [await redis_tier.get(n, "k") is not None for n in ("a", "ab", "b")] == [
+            False, True, True,
+        ]  # fmt: skip
+        assert await redis_tier.clear_all() == 2
+        assert await redis_tier.count() == 0
+        assert (await other.get("a", "k")).text == "another prefix"  # type: ignore[union-attr]
+    finally:
+        await other.clear_all()
+        await other.aclose()
+
+
+async def test_a_prefix_with_glob_characters_is_matched_literally(redis_url: str) -> None:
+    base = f"srtest-{uuid.uuid4().hex[:8]}"
+    star, plain = RedisTier(redis_url, prefix=f"{base}*"), RedisTier(redis_url, prefix=f"{base}1")
+    try:
+        await star.set("a", "k", CachedAnswer("star"))
+        await plain.set("a", "k", CachedAnswer("plain"))
+        assert await star.count("a") == 1
+        assert await star.clear("a") == 1
+        assert (await plain.get("a", "k")).text == "plain"  # type: ignore[union-attr]
+    finally:
+        for tier in (star, plain):
+            await tier.clear_all()
+            await tier.aclose()
 
 
 async def test_corrupt_value_is_a_counted_miss(redis_tier: RedisTier, redis_url: str) -> None:

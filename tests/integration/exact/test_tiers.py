@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis_client
 
-from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest
+from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest, SemanticReuseError
 from semantic_reuse.spi import (
     BreakerState,
     CircuitBreaker,
@@ -25,7 +27,7 @@ async def manager(redis_url: str, redis_prefix: str) -> AsyncIterator[MultiLevel
     manager = MultiLevelCacheManager.from_config(config)
     assert manager.redis is not None
     yield manager
-    await manager.clear()
+    await manager.clear_all()
     await manager.aclose()
 
 
@@ -39,7 +41,7 @@ async def test_write_both_read_l1_then_promote_from_l2(manager: MultiLevelCacheM
     await manager.flush()
     assert manager.redis is not None
     assert await manager.redis.get("default", key) == answer
-    await manager.memory.clear()
+    await manager.memory.clear_all()
     hit = await manager.get(key, namespace="default")
     assert hit is not None
     assert (hit.tier, hit.answer) == ("redis", answer)
@@ -55,7 +57,7 @@ async def test_namespaces_never_cross(manager: MultiLevelCacheManager) -> None:
     await manager.set("k", CachedAnswer("tenant a's answer"), namespace="a")
     await manager.flush()
     assert await manager.get("k", namespace="b") is None
-    await manager.memory.clear()
+    await manager.memory.clear_all()
     assert await manager.get("k", namespace="b") is None
     await manager.clear("a")
     assert await manager.get("k", namespace="a") is None
@@ -101,7 +103,7 @@ async def test_ttl_applies_to_both_tiers(redis_url: str, redis_prefix: str) -> N
         await eventually(gone, "the 150 ms answer expired in Redis")
         assert await manager.get("k", namespace="n") is None
     finally:
-        await manager.clear()
+        await manager.clear_all()
         await manager.aclose()
 
 
@@ -131,7 +133,7 @@ async def test_redis_outage_leaves_memory_answering(private_redis: PrivateRedis)
         await manager.set("later", CachedAnswer("reaches Redis again"), namespace="n")
         await manager.flush()
         assert breaker.state is BreakerState.CLOSED
-        await manager.memory.clear()
+        await manager.memory.clear_all()
         hit = await manager.get("later", namespace="n")
         assert hit is not None
         assert hit.tier == "redis"
@@ -169,3 +171,44 @@ async def test_a_burst_of_writes_larger_than_the_pool_loses_nothing(
     assert burst.stats()["counters"]["stores_total"]["outcome=ok,tier=redis"] == 200.0
     await burst.clear("burst")
     await burst.aclose()
+
+
+async def test_clear_is_scoped_in_every_tier_and_refuses_a_falsy_namespace(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Memory, host shared memory and Redis: clear("a") leaves "ab" and "b" (a namespace
+    that the first one prefixes included); None and "" are refused before any tier is
+    touched; clear_all() is the one way to empty them all."""
+    config = HandlerConfig(
+        cache={"redis_url": redis_url, "redis_prefix": redis_prefix, "shared_memory": True,
+               "shared_memory_name": f"srtest-{uuid.uuid4().hex[:8]}",
+               "shared_memory_bytes": 1 << 20, "shared_memory_entries": 64,
+               "shared_memory_secret": tmp_path / "secret"}
+    )  # fmt: skip
+    manager = MultiLevelCacheManager.from_config(config)
+    key = ReuseRequest("What is Redis?").hash_id
+    try:
+        assert [t.name for t in manager.tiers] == ["memory", "shared", "redis"]
+        for namespace in ("a", "ab", "b"):
+            await manager.set(key, CachedAnswer(f"for {namespace}"), namespace=namespace)
+        await manager.flush()
+        for falsy in (None, ""):
+            with pytest.raises((ValueError, TypeError), match="namespace") as refused:
+                await manager.clear(falsy)  # type: ignore[arg-type]
+            assert isinstance(refused.value, SemanticReuseError)
+            for tier in manager.tiers:
+                with pytest.raises((ValueError, TypeError), match="namespace"):
+                    await tier.clear(falsy)  # type: ignore[arg-type]
+        await manager.clear("a")
+        for tier in manager.tiers:
+            assert await tier.get("a", key) is None, tier.name
+            for namespace in ("ab", "b"):
+                found = await tier.get(namespace, key)
+                assert found is not None, (tier.name, namespace)
+                assert found.text == f"for {namespace}"
+        await manager.clear_all()
+        for tier in manager.tiers:
+            assert [await tier.get(n, key) for n in ("a", "ab", "b")] == [None] * 3, tier.name
+    finally:
+        await manager.clear_all()
+        await manager.aclose()

@@ -110,9 +110,9 @@ def test_speed_texts_keep_probes_out_of_the_fillers() -> None:
 
 
 def test_targets_from_a_results_document() -> None:
-    def system(name: str, precision: float, f1: float) -> dict[str, object]:
-        default = {"threshold": 0.8, "margin": 0.0, "precision": precision, "recall": f1,
-                   "f1": f1, "hit_rate": 0.5, "error_rate": 0.1}  # fmt: skip
+    def system(name: str, precision: float, recall: float, hits: int = 10) -> dict[str, object]:
+        default = {"threshold": 0.8, "margin": 0.0, "precision": precision, "recall": recall,
+                   "f1": recall, "hit_rate": 0.5, "error_rate": 0.1, "hits": hits}  # fmt: skip
         return {"system": name, "default": default, "cosine_threshold": 0.6}
 
     def row(
@@ -130,10 +130,20 @@ def test_targets_from_a_results_document() -> None:
     results = {
         "quality": [
             {"pairs_file": "qqp_dev_5k.jsonl",
-             "systems": [system("semantic-reuse", 0.64, 0.63), system("gptcache", 0.4, 0.54)]},
-            {"pairs_file": "lcqmc_dev.jsonl",
-             "systems": [system("semantic-reuse", 0.5, 0.5), system("gptcache", 0.4, 0.6)]},
+             "systems": [system("semantic-reuse", 0.79, 0.56), system("gptcache", 0.4, 0.54)]},
+            {"pairs_file": "lcqmc_dev.jsonl",  # precision short of 0.72
+             "systems": [system("semantic-reuse", 0.7, 0.6), system("gptcache", 0.4, 0.6)]},
+            {"pairs_file": "gptcache_mock_pairs.jsonl",  # 2% wrong: over the 1%
+             "systems": [system("semantic-reuse", 0.98, 0.85), system("gptcache", 0.9, 0.9)]},
         ],
+        "compound": {
+            "en/full": {"queries": 9, "split_ok": 1.0, "full_reuse": 0.65, "wrong": 0.0},
+            "en/partial": {"queries": 9, "split_ok": 1.0, "one_reused": 0.6, "wrong": 0.01},
+            "en/single": {"queries": 9, "split_ok": 0.97, "wrong": 0.0},
+            "zh/full": {"queries": 9, "split_ok": 1.0, "full_reuse": 0.55, "wrong": 0.0},
+            "zh/partial": {"queries": 9, "split_ok": 1.0, "one_reused": 0.6, "wrong": 0.0},
+            "zh/single": {"queries": 9, "split_ok": 1.0, "wrong": 0.0},
+        },
         "speed": {
             "sizes": [1000, 10000, 100000],
             "rows": [row("edge", 10000, 6.0, 0.04, 600.0),
@@ -146,7 +156,10 @@ def test_targets_from_a_results_document() -> None:
     met = {t.name: t.met for t in check_targets(results)}
     assert met == {
         "quality qqp_dev_5k": True,
-        "quality lcqmc_dev (e5)": False,
+        "quality lcqmc_dev": False,
+        "quality gptcache_mock_pairs": False,
+        "compound en": True,
+        "compound zh": False,
         "exact hit, memory": True,
         "exact hit, Redis": True,
         "semantic lookup at 10000": True,  # 6 ms against 20

@@ -7,8 +7,13 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from pathlib import Path
+
+import pytest
 
 from semantic_reuse import CachedAnswer, HandlerConfig, ReuseRequest
+from semantic_reuse.exact.host import HostSharedTier
+from semantic_reuse.exact.shared import SimilarRequestMemoryConfig
 from semantic_reuse.spi import MultiLevelCacheManager
 
 
@@ -48,7 +53,7 @@ async def test_another_process_reads_the_answer_from_shared_memory() -> None:
         )  # fmt: skip
         assert out.stdout.splitlines() == ["shared In-memory store. [5, 6, 7]", "memory"]
         # The reader exiting did not remove the owner's segments.
-        await manager.memory.clear()
+        await manager.memory.clear_all()
         hit = await manager.get(key, namespace="default")
         assert hit is not None
         assert hit.tier == "shared"
@@ -63,10 +68,51 @@ async def test_invalidate_and_clear_reach_shared_memory() -> None:
         await manager.set(a, CachedAnswer("A"), namespace="n")
         await manager.set(b, CachedAnswer("B"), namespace="n")
         await manager.invalidate(a, namespace="n")
-        await manager.memory.clear()
+        await manager.memory.clear_all()
         assert await manager.get(a, namespace="n") is None
         assert (await manager.get(b, namespace="n")).tier == "shared"  # type: ignore[union-attr]
         await manager.clear("n")
         assert await manager.get(b, namespace="n") is None
     finally:
         await manager.aclose()
+
+
+async def test_the_shared_tier_scopes_answers_and_clears_by_namespace(tmp_path: Path) -> None:
+    """The same hash id in two namespaces is two entries; clear("a") removes only a's (also
+    from "ab", which "a" prefixes); a falsy namespace is refused everywhere."""
+    name = f"srtest-{uuid.uuid4().hex[:8]}"
+    tier = HostSharedTier.open(
+        SimilarRequestMemoryConfig(
+            request_mapping_memory_size=1 << 20, token_mapping_memory_size=1 << 20,
+            max_entries=64, request_mapping_shared_name=f"{name}-r",
+            token_mapping_shared_name=f"{name}-t", secret_path=tmp_path / "secret",
+        )
+    )  # fmt: skip
+    key, other = ReuseRequest("a question").hash_id, ReuseRequest("another").hash_id
+    try:
+        assert tier.manager is not None
+        assert tier.set_nowait("a", key, CachedAnswer("for a"))
+        assert tier.get_nowait("b", key) is None
+        assert tier.get_nowait("ab", key) is None
+        for namespace in ("ab", "b"):
+            assert tier.set_nowait(namespace, key, CachedAnswer(f"for {namespace}"))
+        assert tier.set_nowait("a", other, CachedAnswer("also for a"))
+        tier.manager.put_similar(key, [(other, 0.9)], namespace="a")
+        assert tier.manager.get_similar(key, namespace="b") == []
+        for falsy in (None, ""):
+            with pytest.raises((ValueError, TypeError), match="namespace"):
+                await tier.clear(falsy)  # type: ignore[arg-type]
+            with pytest.raises((ValueError, TypeError), match="namespace"):
+                tier.get_nowait(falsy, key)  # type: ignore[arg-type]
+            with pytest.raises((ValueError, TypeError), match="namespace"):
+                tier.manager.clear(falsy)  # type: ignore[arg-type]
+        assert await tier.clear("a") == 3  # two answers and one similar list
+        assert tier.get_nowait("a", key) is None
+        assert tier.get_nowait("a", other) is None
+        assert tier.manager.get_similar(key, namespace="a") == []
+        assert [tier.get_nowait(n, key).text for n in ("ab", "b")] == ["for ab", "for b"]  # type: ignore[union-attr]
+        assert tier.manager.stats().tokens.entries == 2
+        await tier.clear_all()
+        assert tier.manager.stats().tokens.entries == 0
+    finally:
+        await tier.aclose()

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from semantic_reuse import CachedAnswer
+from semantic_reuse import CachedAnswer, SemanticReuseError
 from semantic_reuse.spi import MemoryTier
 
 
@@ -30,6 +30,22 @@ async def test_get_set_and_namespaces() -> None:
     assert await tier.clear("a") == 1
     assert await tier.get("a", "k") is None
     assert (await tier.get("b", "k")).text == "for b"  # type: ignore[union-attr]
+
+
+async def test_clear_takes_one_namespace_and_refuses_a_falsy_one() -> None:
+    tier = MemoryTier()
+    for namespace in ("a", "b", "ab"):
+        await tier.set(namespace, "k", CachedAnswer(f"for {namespace}"))
+    for falsy in (None, ""):
+        with pytest.raises((ValueError, TypeError), match="namespace") as refused:
+            await tier.clear(falsy)  # type: ignore[arg-type]
+        assert isinstance(refused.value, SemanticReuseError)
+    assert len(tier) == 3
+    assert await tier.clear("a") == 1
+    assert [await tier.get(n, "k") is not None for n in ("a", "b", "ab")] == [False, True, True]
+    await tier.clear_all()
+    assert len(tier) == 0
+    assert tier.nbytes == 0
 
 
 async def test_ttl_default_and_per_entry() -> None:

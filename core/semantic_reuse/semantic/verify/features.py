@@ -94,15 +94,18 @@ def pair_features(
     weights: WordWeights,
     query: str,
     candidates: Sequence[tuple[str, float]],
+    rows_for: Sequence[int] | None = None,
 ) -> FloatMatrix:
-    """One row of :data:`FEATURE_NAMES` per (candidate prompt, cosine), best first or not."""
+    """One row of :data:`FEATURE_NAMES` per (candidate prompt, cosine), best first or not;
+    with `rows_for`, rows for those candidates only (the others still give rank and gaps)."""
     scores = sorted((s for _, s in candidates), reverse=True)
     best = scores[0] if scores else 0.0
     q = guard.profile(query)
     q_weight = sum(weights(w) for w in q.words) or 1.0
     q_bigrams = _bigrams(q.squashed)
-    rows = np.zeros((len(candidates), len(FEATURE_NAMES)), dtype=np.float32)
-    for i, (prompt, score) in enumerate(candidates):
+    wanted = range(len(candidates)) if rows_for is None else rows_for
+    rows = np.zeros((len(wanted), len(FEATURE_NAMES)), dtype=np.float32)
+    for i, (prompt, score) in enumerate(candidates[j] for j in wanted):
         c = guard.profile(prompt)
         rank = sum(1 for s in scores if s > score)
         below = [s for s in scores if s < score]

@@ -87,6 +87,22 @@ class Verifier:
         out[keep] = self.calibration(self.ensemble.probability(rows))
         return out
 
+    def best_probability(self, query: str, candidates: Sequence[tuple[str, float]]) -> float:
+        """P(right) of serving the best candidate's answer (highest cosine) for `query`, the
+        others (up to `top_k`) as its context; 0 when it is below the floor.
+
+        Only the best is ever served: serving a lower one that the verifier preferred gained
+        nothing on qqp_dev_5k and tripled the wrong answers on gptcache_mock_pairs
+        (docs/benchmarks.md). It is also one tree evaluation instead of `top_k`."""
+        if not candidates:
+            return 0.0
+        order = sorted(range(len(candidates)), key=lambda i: -candidates[i][1])
+        if candidates[order[0]][1] < self.floor:
+            return 0.0
+        keep = [candidates[i] for i in order[: self.top_k] if candidates[i][1] >= self.floor]
+        rows = pair_features(self.guard, self.weights, query, keep, rows_for=[0])
+        return float(self.calibration(self.ensemble.probability(rows))[0])
+
     def threshold_for(self, max_error_rate: float | None) -> float:
         """The probability to require so that served answers stay within `max_error_rate`
         wrong (on the held-apart pairs); ``None``: the verifier's default budget."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"semantic-reuse": "#1f77b4", "gptcache": "#d62728"}
+COLOURS = {"semantic-reuse": "#1f77b4", "semantic-reuse (cosine)": "#7fb2d9", "gptcache": "#d62728"}
 
 
 def _pyplot() -> Any:
@@ -19,28 +19,45 @@ def _pyplot() -> Any:
 
 
 def quality_png(comparison: Mapping[str, Any], path: Path) -> Path:
-    """Error rate against hit rate, and precision against recall, for every system."""
+    """Error rate against hit rate, precision against recall, and the share of served
+    answers that are wrong against the share of queries served (the error budget marked)."""
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.4))
     for system in comparison["systems"]:
         name = system["system"]
         colour = COLOURS.get(name)
         sweep = system["sweep"]
         default = system["default"]
-        label = f"{name} (default t={default['threshold']})"
+        rule = (
+            f"max_error_rate {system['max_error_rate']}"
+            if "max_error_rate" in system
+            else f"t={default['threshold']}"
+        )
+        label = f"{name} (default {rule})"
         left.plot([p["hit_rate"] for p in sweep], [p["error_rate"] for p in sweep],
                   "-", color=colour, label=label)  # fmt: skip
         left.plot([default["hit_rate"]], [default["error_rate"]], "o", color=colour)
-        right.plot([p["recall"] for p in sweep], [p["precision"] for p in sweep],
-                   "-", color=colour, label=label)  # fmt: skip
-        right.plot([default["recall"]], [default["precision"]], "o", color=colour)
+        middle.plot([p["recall"] for p in sweep], [p["precision"] for p in sweep],
+                    "-", color=colour, label=label)  # fmt: skip
+        middle.plot([default["recall"]], [default["precision"]], "o", color=colour)
+        served = [p for p in sweep if p["hits"]]
+        right.plot([p["hit_rate"] for p in served], [1 - p["precision"] for p in served],
+                   "-", color=colour, label=name)  # fmt: skip
+        if default["hits"]:
+            right.plot([default["hit_rate"]], [1 - default["precision"]], "o", color=colour)
+        if "max_error_rate" in system:
+            right.axhline(system["max_error_rate"], color=colour, ls=":", lw=1,
+                          label=f"max_error_rate {system['max_error_rate']}")  # fmt: skip
     left.set_xlabel("hit rate (hits / queries)")
     left.set_ylabel("error rate (wrong hits / queries)")
     left.set_title("served vs wrong (lower right is better)")
-    right.set_xlabel("recall")
-    right.set_ylabel("precision")
-    right.set_title("precision vs recall (dots: defaults)")
-    for ax in (left, right):
+    middle.set_xlabel("recall")
+    middle.set_ylabel("precision")
+    middle.set_title("precision vs recall (dots: defaults)")
+    right.set_xlabel("served (hits / queries)")
+    right.set_ylabel("wrong share of served (1 - precision)")
+    right.set_title("the error budget (dotted) against what was served")
+    for ax in (left, middle, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     name = Path(str(comparison["pairs_file"])).name
@@ -55,6 +72,7 @@ def quality_png(comparison: Mapping[str, Any], path: Path) -> Path:
 #: One colour per speed-bench system, the same in every plot.
 SYSTEM_COLOURS = {
     "edge": "#1f77b4",
+    "edge-cosine": "#aec7e8",
     "edge-onnx": "#17becf",
     "edge-torch": "#2ca02c",
     "qdrant-local": "#9467bd",

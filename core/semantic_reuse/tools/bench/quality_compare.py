@@ -5,9 +5,11 @@
    e5 on every core, checked against the embedder on a sample; kept in the bench cache).
 2. The engine runs the shared-cache protocol with its default configuration on those
    vectors (:func:`~semantic_reuse.tools.bench.quality.run_quality`): the headline point.
-3. Its threshold sweep replays the engine's reuse decision (threshold, margin, guard) on the
-   precomputed neighbours (:mod:`semantic_reuse.tools.calibrate`); it leaves out clause
-   splitting, so at the default threshold it can differ slightly from the engine's point.
+3. Its sweeps replay the engine's reuse decision on the precomputed neighbours
+   (:mod:`semantic_reuse.tools.calibrate`), leaving out clause splitting (so they can differ
+   slightly from the engine's point): with the verifier, over its probability threshold
+   (system ``semantic-reuse``); without it, over the cosine threshold with margin and guard
+   (``semantic-reuse (cosine)``).
 4. GPTCache (:mod:`.gptcache_baseline`) gets every distinct q1 through its ``put`` and every
    q2 through its ``get``, at its default threshold 0.8; the ranks it computed give its sweep.
 """
@@ -23,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from semantic_reuse.config import HandlerConfig
-from semantic_reuse.defaults import build_embedder
+from semantic_reuse.defaults import build_embedder, build_verifier
+from semantic_reuse.semantic.decision import Candidate, ReusePolicy
 from semantic_reuse.semantic.embedder import Embedder
 from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.semantic.verify import Verifier
 from semantic_reuse.tools.bench.embeddings import PrecomputedEmbedder, embed_bulk
 from semantic_reuse.tools.bench.gptcache_baseline import (
     GPTCACHE_DEFAULT_THRESHOLD,
@@ -38,7 +42,9 @@ from semantic_reuse.tools.bench.metrics import answer_naming, cache_owners, scor
 from semantic_reuse.tools.bench.quality import QualityReport, run_quality
 from semantic_reuse.tools.calibrate import (
     LabelledPair,
+    Neighbours,
     SweepPoint,
+    score_choices,
     shared_cache_neighbours,
     sweep_neighbours,
 )
@@ -88,15 +94,49 @@ class QualityComparison:
 
 
 def our_sweep(
-    pairs: Sequence[LabelledPair], q1: np.ndarray, q2: np.ndarray, config: HandlerConfig
+    pairs: Sequence[LabelledPair],
+    neighbours: Neighbours,
+    config: HandlerConfig,
+    thresholds: Sequence[float] = OUR_SWEEP,
 ) -> list[SweepPoint]:
-    """The engine's decision (margin, guard) at each threshold of `OUR_SWEEP`."""
+    """The engine's cosine rule (margin, guard) at each of `thresholds`, replayed."""
     sem = config.semantic
     guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
-    neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
     return sweep_neighbours(
-        pairs, neighbours, thresholds=OUR_SWEEP, margin=config.reuse_margin(), guard=guard
+        pairs, neighbours, thresholds=thresholds, margin=config.reuse_margin(), guard=guard
     )
+
+
+#: Probability thresholds of the verifier's sweep.
+VERIFIER_SWEEP = tuple(round(0.01 * i, 2) for i in range(101))
+
+
+def verified_sweep(
+    pairs: Sequence[LabelledPair],
+    neighbours: Neighbours,
+    verifier: Verifier,
+    guard: MatchGuard | None,
+) -> list[SweepPoint]:
+    """The verified decision at each probability of `VERIFIER_SWEEP`: the best candidate
+    above the floor (unless the guard vetoes it) is served when its probability reaches the
+    threshold. Each pair is scored once; the sweep only moves the bar."""
+    policy = ReusePolicy(verifier.floor, 0.0, guard, verifier=verifier, min_probability=0.0)
+    best: list[tuple[int | None, float]] = []
+    for i, pair in enumerate(pairs):
+        row = neighbours.indices[i]
+        cands = [
+            Candidate(neighbours.entries[j], float(s), int(j))
+            for j, s in zip(row, neighbours.scores[i], strict=True)
+        ]
+        decision = policy.decide(pair.q2, cands)
+        chosen = None if decision.index is None else int(row[decision.index])
+        best.append((chosen, decision.probability or 0.0))
+    return [
+        score_choices(
+            pairs, neighbours.owner, [c if p >= bar else None for c, p in best], threshold=bar
+        )
+        for bar in VERIFIER_SWEEP
+    ]
 
 
 def run_gptcache(
@@ -163,13 +203,40 @@ def compare_quality(
     )
     q1 = np.stack([vectors[p.q1] for p in pairs])
     q2 = np.stack([vectors[p.q2] for p in pairs])
-    ours = SystemQuality(
+    sem = config.semantic
+    neighbours = shared_cache_neighbours(pairs, q1, q2, k=min(sem.top_k, 10))
+    cosine = SystemQuality(
         system="semantic-reuse",
         default=engine.point,
-        sweep=tuple(our_sweep(pairs, q1, q2, config)),
+        sweep=tuple(our_sweep(pairs, neighbours, config)),
         notes={"margin": engine.margin, "guard": engine.guard, "threshold_scale": "cosine"},
     )
-    systems = [ours]
+    systems = [cosine]
+    guard = MatchGuard(entities=sem.guard_entities) if sem.guard else None
+    expert = config.similarity_threshold is not None  # the cosine rule, no verifier
+    verifier = None if expert else build_verifier(config, inner.name, guard)
+    if verifier is not None:
+        # The engine's point is the verifier's; the cosine rule gets its replayed default.
+        (cosine_default,) = our_sweep(pairs, neighbours, config, [config.reuse_threshold()])
+        budget = sem.max_error_rate or verifier.default_error_rate
+        systems = [
+            SystemQuality(
+                system="semantic-reuse",
+                default=engine.point,
+                sweep=tuple(verified_sweep(pairs, neighbours, verifier, guard)),
+                notes={
+                    "threshold_scale": "verifier probability",
+                    "max_error_rate": budget,
+                    "min_probability": verifier.threshold_for(budget),
+                },
+            ),
+            SystemQuality(
+                system="semantic-reuse (cosine)",
+                default=cosine_default,
+                sweep=cosine.sweep,
+                notes=cosine.notes,
+            ),
+        ]
     if baseline:
         systems.append(run_gptcache(pairs, shared, progress=step("gptcache")))
     return QualityComparison(pairs_file, inner.name, tuple(systems), engine, how)

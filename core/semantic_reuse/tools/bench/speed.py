@@ -185,7 +185,7 @@ async def redis_exact(
                 chunk = texts[first : first + 32]
                 await engine.store_many([(t, "a cached answer") for t in chunk])
             await engine.flush()
-            await engine.cache.memory.clear()
+            await engine.cache.memory.clear_all()
             samples: list[float] = []
             tiers: dict[str, int] = {}
             for text in texts:
@@ -195,7 +195,7 @@ async def redis_exact(
                 tier = "none" if hit is None else str(hit.info.tier)
                 tiers[tier] = tiers.get(tier, 0) + 1
             if engine.cache.redis is not None:
-                await engine.cache.redis.clear()
+                await engine.cache.redis.clear_all()
             return {"lookups": Latency.of(samples).as_dict(), "tiers": tiers}
         finally:
             await engine.aclose()
@@ -264,6 +264,10 @@ async def run_speed(
         target: Target
         if system == "gptcache":
             target = GPTCacheTarget(variants["edge-torch"][1])
+        elif system == "edge-cosine":  # the default without the verifier: what it costs
+            cosine = config.model_copy(deep=True)
+            cosine.semantic.verifier = "off"
+            target = EngineTarget("edge", cosine, inner, split, options.cache_dir, system)
         elif system in VARIANT_BACKENDS:
             variant_config, variant_inner = variants[system]
             target = EngineTarget(
