@@ -170,11 +170,13 @@ class ReuseEngine:
         sliding = self.config.lifecycle.sliding if opts.sliding is None else opts.sliding
         epoch = (await self.lifecycle.state(opts.namespace)).epoch
         policy = StorePolicy(epoch, opts.ttl_s, sliding, opts.tags)
-        limits = self.config.limits
-        writes = [
-            (r, policy.stamp(check_answer(CachedAnswer.from_any(a, source_prompt=r.semantic_text), limits), now))
+        answers = [
+            check_answer(
+                CachedAnswer.from_any(a, source_prompt=r.semantic_text), self.config.limits
+            )
             for r, (_, a) in zip(requests, items, strict=True)
         ]
+        writes = [(r, policy.stamp(a, now)) for r, a in zip(requests, answers, strict=True)]
         self._bind_loop()
         self.pipeline.write_exact(writes)
         await self.pipeline.add_vectors(writes)

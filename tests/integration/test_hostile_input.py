@@ -337,6 +337,6 @@ async def test_a_two_megabyte_prompt_is_served_reused_exactly_and_never_embedded
     assert other.info.kind is ReuseKind.MISS
     assert len(calls) == 2
     # The durable record of the long prompt is exact-only: it survives the memory tier.
-    await engine.cache.memory.clear()
+    await engine.cache.memory.clear_all()
     assert (await engine.lookup(document)) is not None
     await still_serves(engine)
