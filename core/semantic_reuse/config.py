@@ -186,6 +186,13 @@ class CacheConfig(_Section):
         "folder beside it (merged back later), 'off' turns semantic reuse off in this process. "
         "Exact reuse goes on either way; one WARNING line says which.",
     )
+    qdrant_min_free_bytes: int = Field(
+        default=64 * MiB,
+        ge=0,
+        description="Room kept free on the Edge folder's disk beyond what its files may still "
+        "fill: with less, the store refuses writes (semantic reuse pauses, requests are "
+        "generated) instead of the process dying of SIGBUS on a full disk; 0: no check.",
+    )
     qdrant_url: str | None = Field(default=None, description="A Qdrant server or cluster URL.")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="semantic_reuse", min_length=1)

@@ -80,7 +80,10 @@ def build_store(config: HandlerConfig, embedder_name: str, dim: int) -> VectorSt
     private = cache.qdrant_path_in_use == "private"
     try:
         return open_edge_store(
-            Path(root) / f"{slug}-{dim}", dim, if_in_use="private" if private else "raise"
+            Path(root) / f"{slug}-{dim}",
+            dim,
+            if_in_use="private" if private else "raise",
+            min_free_bytes=cache.qdrant_min_free_bytes,
         )
     except StoreInUseError as exc:
         if private:

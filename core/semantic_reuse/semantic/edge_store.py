@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import tempfile
 import threading
@@ -45,6 +46,7 @@ from semantic_reuse.semantic.edge_folder import EdgeFolder, EdgeItem
 from semantic_reuse.semantic.edge_optimize import OptimizePolicy, Optimizer
 from semantic_reuse.semantic.edge_private import hand_back, merge_steps, open_private, take
 from semantic_reuse.semantic.edge_rebuild import COPY_CHUNK, Optimizations
+from semantic_reuse.semantic.edge_space import DiskRoom
 from semantic_reuse.semantic.edge_worker import EdgeWorker
 from semantic_reuse.semantic.store import (
     AsyncCloseable,
@@ -73,6 +75,8 @@ T = TypeVar("T")
 
 #: What a store does when another process has its folder open.
 InUse = Literal["raise", "private"]
+#: Room kept free on the folder's disk by default (`DiskRoom`): more than a new log file.
+DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 def _folder_key(path: str | Path) -> tuple[Path, str]:
@@ -102,6 +106,10 @@ class EdgeStore(AsyncCloseable):
         if_in_use: when another process has the folder open: ``"raise"`` StoreInUseError, or
             ``"private"``: open a private folder beside it, with one WARNING log line
             (:mod:`~semantic_reuse.semantic.edge_private`).
+        min_free_bytes: the open and every write raise DiskFullError (a
+            ComponentUnavailableError) unless the folder's disk keeps this much room beyond what
+            the store's files may still fill (:mod:`~semantic_reuse.semantic.edge_space`: a
+            full disk kills a process that writes through Edge's memory maps); 0: no check.
 
     Opening a folder is done in the constructor (fast: about 0.1 s for 20,000 points).
     """
@@ -123,6 +131,7 @@ class EdgeStore(AsyncCloseable):
         optimize_nice: int = 10,
         hnsw_ef: int | None = None,
         if_in_use: InUse = "raise",
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ) -> None:
         import qdrant_edge  # noqa: F401  (fail here, not in the worker, when it is missing)
 
@@ -149,6 +158,7 @@ class EdgeStore(AsyncCloseable):
         else:
             folder, self._key = _folder_key(path)
         self._edge = EdgeFolder(folder, self.dim, hnsw_ef)
+        self._room = DiskRoom(lambda: self._edge.folder, min_free_bytes)
         self._worker = EdgeWorker(lambda: self._edge.folder)
         self._optimizing = Optimizations(self._worker, self._policy)
         try:
@@ -176,7 +186,7 @@ class EdgeStore(AsyncCloseable):
         check_points(points, self.dim)
         items = [(point_uuid(p.id), p.vector, encode_payload(p)) for p in points]
         if items:
-            await self._write(self._w_upsert, items)
+            await self._write_room(self._w_upsert, items)
 
     async def search(
         self,
@@ -222,14 +232,14 @@ class EdgeStore(AsyncCloseable):
     async def delete(self, ids: Sequence[str]) -> None:
         uuids = [point_uuid(i) for i in check_ids(ids)]
         if uuids:
-            await self._write(self._edge.delete, uuids)
+            await self._write_room(self._edge.delete, uuids)
 
     async def delete_namespace(self, namespace: str) -> int | None:
         validate_namespace(namespace)  # never a falsy one: that is no tenant
-        return await self._write(self._edge.delete_namespace, namespace)
+        return await self._write_room(self._edge.delete_namespace, namespace)
 
     async def delete_older_than(self, timestamp: float) -> None:
-        await self._write(self._edge.delete_older_than, finite_float(timestamp, "timestamp"))
+        await self._write_room(self._edge.delete_older_than, finite_float(timestamp, "timestamp"))
 
     async def count(self, namespace: str | None = None) -> int:
         if namespace is not None and not isinstance(namespace, str):
@@ -257,12 +267,14 @@ class EdgeStore(AsyncCloseable):
         validate_namespace(namespace)
         if created_before is not None:
             created_before = finite_float(created_before, "created_before")
-        await self._write(self._edge.delete_where, namespace, tag, created_before, epoch_below)
+        await self._write_room(self._edge.delete_where, namespace, tag, created_before, epoch_below)
 
     async def set_expiry(self, ids: Sequence[str], expires_at: float) -> None:
         uuids = [point_uuid(i) for i in check_ids(ids)]
         if uuids:
-            await self._write(self._edge.set_expiry, uuids, finite_float(expires_at, "expires_at"))
+            await self._write_room(
+                self._edge.set_expiry, uuids, finite_float(expires_at, "expires_at")
+            )
 
     async def flush(self) -> None:
         """Write everything stored so far to the disk (it survives a crash of the machine)."""
@@ -337,9 +349,18 @@ class EdgeStore(AsyncCloseable):
             raise ComponentUnavailableError(f"{self!r} is closed")
         return await self._worker.write(fn, *args, **kwargs)
 
+    async def _write_room(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`_write` of a change: on the worker, refused first when the disk is nearly full."""
+        return await self._write(self._w_room_then, functools.partial(fn, *args, **kwargs))
+
+    def _w_room_then(self, call: Callable[[], T]) -> T:
+        self._room.check()
+        return call()
+
     # --- worker-thread side: only these (and the EdgeFolder methods) touch the shard ------------
 
     def _w_open(self, if_in_use: InUse) -> None:
+        self._room.check()
         try:
             self._lock = take(self._edge)
         except StoreInUseError:
@@ -384,6 +405,7 @@ def open_edge_store(
     optimize_nice: int = 10,
     hnsw_ef: int | None = None,
     if_in_use: InUse = "raise",
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
 ) -> EdgeStore:
     """The live :class:`EdgeStore` of this folder in this process, opened on first use.
 
@@ -412,4 +434,5 @@ def open_edge_store(
             optimize_nice=optimize_nice,
             hnsw_ef=hnsw_ef,
             if_in_use=if_in_use,
+            min_free_bytes=min_free_bytes,
         )

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from semantic_reuse._log import logger
+from semantic_reuse.errors import ComponentUnavailableError
 from semantic_reuse.redaction import describe_error
 
 __all__ = ["EdgeWorker"]
@@ -34,21 +35,21 @@ class EdgeWorker:
 
     def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """``fn`` queued on the worker (RuntimeError once the worker is shut down)."""
-        return self._executor.submit(fn, *args, **kwargs)
+        return self._executor.submit(lambda: _no_panic(fn, *args, **kwargs))
 
     def submit(self, fn: Callable[[], object]) -> None:
         """``fn`` queued on the worker; nothing when the worker is shutting down."""
         with contextlib.suppress(RuntimeError):
-            self._executor.submit(fn)
+            self._executor.submit(_no_panic, fn)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A call on the worker; cancelling the caller takes a call still queued off the queue."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return await loop.run_in_executor(self._executor, lambda: _no_panic(fn, *args, **kwargs))
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A write on the worker: it runs in its turn even if the caller stops waiting."""
-        future = asyncio.wrap_future(self._executor.submit(lambda: fn(*args, **kwargs)))
+        future = asyncio.wrap_future(self._executor.submit(lambda: _no_panic(fn, *args, **kwargs)))
         future.add_done_callback(_retrieve)
         return await asyncio.shield(future)
 
@@ -84,6 +85,18 @@ class EdgeWorker:
     def shutdown(self) -> None:
         """Refuse new jobs; the queued ones still run."""
         self._executor.shutdown(wait=False)
+
+
+def _no_panic(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(...)``, with a panic of Edge's Rust code (pyo3's PanicException, a BaseException
+    that ``except Exception`` lets through: a truncated storage file panics the load) raised
+    as the ComponentUnavailableError every caller falls through on."""
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise ComponentUnavailableError(f"Qdrant Edge failed: {describe_error(exc)}") from exc
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
