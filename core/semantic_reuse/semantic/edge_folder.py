@@ -1,55 +1,51 @@
 """``EdgeFolder``: one Qdrant Edge shard in a folder, called synchronously from one thread.
 
-The shard holds one unnamed cosine vector, with payload indexes on the scope (keyword) and the
-clock (float). Every method calls Edge directly and holds the GIL while it runs, so
+Every method calls Edge directly and holds the GIL while it runs, so
 :class:`~semantic_reuse.semantic.edge_store.EdgeStore` calls them from its worker thread only.
-``qdrant_edge`` is imported by the methods, not by this module.
-
-Memory layout (:func:`new_folder_config`, fixed when a folder is created): the optimized (HNSW)
-segments keep a scalar int8 copy of every vector in RAM (384 bytes for 384 dimensions, against
-1,536 for float32) and the original float32 vectors in a memory-mapped file that is not preloaded
-(``Memory.Cold``); payloads are on disk. A search walks the index on the int8 copies, takes
-``RESCORE_OVERSAMPLING`` times the requested candidates and rescores them with the originals, so
-the scores returned are exact cosines, as without quantization. Points not yet optimized (the
-appendable segment) are searched exactly, without quantization. A folder created before this
-layout keeps the one it was created with (its ``edge_config.json`` is left as it is).
+The folder's layout and how it is opened: :mod:`~semantic_reuse.semantic.edge_layout`; the
+filters of the queries: :mod:`~semantic_reuse.semantic.store_query` (translated here by
+:func:`edge_filter`). While an optimize builds a copy, every write is also kept in a journal, to
+be replayed on the copy (:meth:`EdgeFolder.replay`). ``qdrant_edge`` is imported by the methods,
+not by this module.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from semantic_reuse.errors import (
-    ComponentUnavailableError,
-    ConfigurationError,
-    StoreInUseError,
+from semantic_reuse.semantic.edge_layout import (
+    FOLDER_LAYOUT,
+    new_folder_config,
+    open_shard,
+    search_params,
 )
-from semantic_reuse.semantic.store import (
-    F_CREATED_AT,
-    F_EPOCH,
+from semantic_reuse.semantic.store import ScopeFilter, VectorMatch
+from semantic_reuse.semantic.store_checks import FloatVector
+from semantic_reuse.semantic.store_payload import (
     F_EXPIRES_AT,
-    F_NAMESPACE,
-    F_TAGS,
-    FLOAT_FIELDS,
-    KEYWORD_FIELDS,
-    FloatVector,
-    ScopeFilter,
-    VectorMatch,
     decode_match,
     decode_matches,
     live_match,
     point_uuid,
 )
+from semantic_reuse.semantic.store_query import (
+    Bound,
+    Match,
+    PayloadFilter,
+    delete_where_filter,
+    namespace_filter,
+    older_than_filter,
+    scope_filter,
+)
 
 if TYPE_CHECKING:
-    from qdrant_edge import EdgeConfig, EdgeShard, Filter, QueryRequest, SearchParams
+    from qdrant_edge import EdgeShard, Filter, QueryRequest, SearchParams
 
-__all__ = ["FOLDER_LAYOUT", "EdgeFolder", "new_folder_config"]
+# FOLDER_LAYOUT and new_folder_config live in edge_layout; named here as they always were.
+__all__ = ["FOLDER_LAYOUT", "EdgeFolder", "edge_filter", "new_folder_config"]
 
 #: A point as Edge takes it: its uuid, unit vector (or list of floats) and payload.
 EdgeItem = tuple[uuid.UUID | int | str, FloatVector | list[float], dict[str, Any]]
@@ -60,60 +56,9 @@ PointItem = tuple[uuid.UUID | int | str, list[float], dict[str, Any]]
 #: ("expiry", (uuids, expires_at)).
 JournalOp = tuple[str, Any]
 
-#: Names the layout of :func:`new_folder_config` (the benches key their prebuilt folders on it).
-FOLDER_LAYOUT = "int8-ram.f32-cold"
-#: The quantile of the values that bounds the int8 range (the extreme 1% are clipped).
-QUANTIZATION_QUANTILE = 0.99
-#: A quantized search rescores this many times the requested candidates with the originals.
-RESCORE_OVERSAMPLING = 2.0
-
-
-def new_folder_config(dim: int) -> EdgeConfig:
-    """The configuration of a new folder: int8 copies in RAM, originals and payloads on disk."""
-    from qdrant_edge import (
-        Distance,
-        EdgeConfig,
-        EdgeVectorParams,
-        Memory,
-        ScalarQuantizationConfig,
-        ScalarType,
-    )
-
-    return EdgeConfig(
-        vectors=EdgeVectorParams(
-            size=dim,
-            distance=Distance.Cosine,
-            memory=Memory.Cold,
-            quantization_config=ScalarQuantizationConfig(
-                ScalarType.Int8, quantile=QUANTIZATION_QUANTILE, memory=Memory.Pinned
-            ),
-        ),
-        payload_memory=Memory.Cold,
-    )
-
-
-def _plain_config(dim: int) -> EdgeConfig:
-    """The vector parameters alone (what folders were created with before quantization)."""
-    from qdrant_edge import Distance, EdgeConfig, EdgeVectorParams
-
-    return EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine))
-
 
 def _floats(vector: FloatVector | list[float]) -> list[float]:
     return vector if isinstance(vector, list) else vector.tolist()
-
-
-def _existing_dim(folder: Path) -> int | None:
-    """The vector size recorded in an Edge folder's ``edge_config.json``, when readable."""
-    try:
-        config = json.loads((folder / "edge_config.json").read_text(encoding="utf-8"))
-        return int(config["vectors"][""]["size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _has_shard(folder: Path) -> bool:
-    return (folder / "edge_config.json").exists() or (folder / "segments").is_dir()
 
 
 class EdgeFolder:
@@ -135,61 +80,11 @@ class EdgeFolder:
         self.journal_flushed = False
 
     def open(self, template: Path | None = None) -> None:
-        """Load the folder's shard, or create it (laid out as the shard in ``template`` when
-        given, else as :func:`new_folder_config`); add the payload indexes it lacks.
+        """Load the folder's shard, or create it (see
+        :func:`~semantic_reuse.semantic.edge_layout.open_shard`).
 
         StoreInUseError when another process has the folder open."""
-        from qdrant_edge import EdgeShard, PayloadSchemaType, UpdateOperation
-
-        folder = str(self.folder)
-        if _has_shard(self.folder):
-            existing = _existing_dim(self.folder)
-            if existing is not None and existing != self.dim:
-                raise ConfigurationError(
-                    f"dim={self.dim} does not match the Edge store at {folder}, "
-                    f"which holds {existing}-dimensional vectors"
-                )
-            # Loading with a config overwrites the folder's vector parameters (quantization
-            # and memory placement included), so a folder whose own config is readable (and
-            # checked above) is loaded as it is; an older folder without one is checked
-            # against its segments with the plain vector parameters, as it was created.
-            config = None if existing is not None else _plain_config(self.dim)
-            try:
-                shard = EdgeShard.load(folder, config)
-            except Exception as exc:
-                if "ncompatible" in str(exc):
-                    raise ConfigurationError(
-                        f"dim={self.dim} (cosine) does not match the Edge store at {folder}: {exc}"
-                    ) from exc
-                if "WouldBlock" in str(exc):
-                    raise StoreInUseError(
-                        f"the Edge store at {folder} is open in another process"
-                    ) from exc
-                raise ComponentUnavailableError(
-                    f"cannot open the Edge store at {folder}: {exc}"
-                ) from exc
-        elif template is not None and (template / "edge_config.json").is_file():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(template / "edge_config.json", self.folder / "edge_config.json")
-            shard = EdgeShard.load(folder)  # an empty shard laid out as the template
-        elif template is not None:
-            shard = EdgeShard.create(folder, _plain_config(self.dim))
-        else:
-            shard = EdgeShard.create(folder, new_folder_config(self.dim))
-        try:
-            indexed = shard.info().payload_schema
-            for name in (*KEYWORD_FIELDS, F_TAGS):
-                if name not in indexed:
-                    shard.update(
-                        UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword)
-                    )
-            for name in FLOAT_FIELDS:
-                if name not in indexed:
-                    shard.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Float))
-        except BaseException:
-            shard.close()
-            raise
-        self._shard = shard
+        self._shard = open_shard(self.folder, self.dim, template)
 
     def shard(self) -> EdgeShard:
         """The open shard, loaded again when it is not."""
@@ -221,7 +116,7 @@ class EdgeFolder:
         from qdrant_edge import Query, QueryBatchRequest, QueryRequest
 
         shard = self.shard()
-        flt = self._scope_filter(scope, now)
+        flt = edge_filter(scope_filter(scope, now))
         params = self._search_params()
         requests: list[QueryRequest] = [
             QueryRequest(
@@ -254,7 +149,7 @@ class EdgeFolder:
     def delete_namespace(self, namespace: str) -> int:
         from qdrant_edge import CountRequest
 
-        flt = self._namespace_filter(namespace)
+        flt = edge_filter(namespace_filter(namespace))
         found = self.shard().count(CountRequest(exact=True, filter=flt))
         if found:
             self._delete_where(flt)
@@ -263,10 +158,7 @@ class EdgeFolder:
         return found
 
     def delete_older_than(self, timestamp: float) -> None:
-        from qdrant_edge import FieldCondition, Filter, RangeFloat
-
-        flt = Filter(must=[FieldCondition(F_CREATED_AT, range=RangeFloat(lt=timestamp))])
-        self._delete_where(flt)
+        self._delete_where(edge_filter(older_than_filter(timestamp)))
         if self.journal is not None:
             self.journal.append(("older", timestamp))
 
@@ -282,17 +174,8 @@ class EdgeFolder:
         created_before: float | None,
         epoch_below: int | None,
     ) -> None:
-        from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat
-
-        must: list[Any] = [FieldCondition(F_NAMESPACE, match=MatchValue(namespace))]
-        if tag is not None:
-            must.append(FieldCondition(F_TAGS, match=MatchValue(tag)))
-        if created_before is not None:
-            must.append(FieldCondition(F_CREATED_AT, range=RangeFloat(lt=created_before)))
-        must_not: list[Any] = []
-        if epoch_below is not None:  # points written before epochs existed count as epoch 0
-            must_not.append(FieldCondition(F_EPOCH, range=RangeFloat(gte=float(epoch_below))))
-        self._delete_where(Filter(must=must, must_not=must_not or None))
+        flt = delete_where_filter(namespace, tag, created_before, epoch_below)
+        self._delete_where(edge_filter(flt))
         if self.journal is not None:
             self.journal.append(("where", (namespace, tag, created_before, epoch_below)))
 
@@ -315,7 +198,7 @@ class EdgeFolder:
             ScrollRequest(
                 offset=None if offset is None else uuid.UUID(offset),
                 limit=limit,
-                filter=self._namespace_filter(namespace),
+                filter=edge_filter(namespace_filter(namespace)),
                 with_payload=True,
                 with_vector=False,
             )
@@ -369,7 +252,7 @@ class EdgeFolder:
     def count(self, namespace: str | None) -> int:
         from qdrant_edge import CountRequest
 
-        flt = None if namespace is None else self._namespace_filter(namespace)
+        flt = None if namespace is None else edge_filter(namespace_filter(namespace))
         return self.shard().count(CountRequest(exact=True, filter=flt))
 
     def flush(self) -> None:
@@ -405,35 +288,27 @@ class EdgeFolder:
             self._shard = None
 
     def _search_params(self) -> SearchParams:
-        """``hnsw_ef``, and rescoring with the originals where a segment is quantized (ignored
-        where it is not): the scores are exact cosines either way."""
         if self._params is None:
-            from qdrant_edge import QuantizationSearchParams, SearchParams
-
-            self._params = SearchParams(
-                hnsw_ef=self._hnsw_ef,
-                quantization=QuantizationSearchParams(
-                    rescore=True, oversampling=RESCORE_OVERSAMPLING
-                ),
-            )
+            self._params = search_params(self._hnsw_ef)
         return self._params
 
-    @staticmethod
-    def _scope_filter(scope: ScopeFilter, now: float) -> Filter:
-        from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat
 
-        return Filter(
-            must=[
-                FieldCondition(key, match=MatchValue(value))
-                for key, value in zip(
-                    KEYWORD_FIELDS, (scope.namespace, scope.model, scope.fingerprint), strict=True
-                )
-            ],
-            must_not=[FieldCondition(F_EXPIRES_AT, range=RangeFloat(lt=now))],
+def edge_filter(flt: PayloadFilter) -> Filter:
+    """A :class:`~semantic_reuse.semantic.store_query.PayloadFilter` as Edge takes it."""
+    from qdrant_edge import FieldCondition, Filter, MatchValue, RangeFloat
+
+    def condition(c: Match | Bound) -> FieldCondition:
+        if isinstance(c, Match):
+            return FieldCondition(c.key, match=MatchValue(c.value))
+        return FieldCondition(
+            c.key,
+            range=RangeFloat(
+                lt=None if c.lt is None else float(c.lt),
+                gte=None if c.gte is None else float(c.gte),
+            ),
         )
 
-    @staticmethod
-    def _namespace_filter(namespace: str) -> Filter:
-        from qdrant_edge import FieldCondition, Filter, MatchValue
-
-        return Filter(must=[FieldCondition(F_NAMESPACE, match=MatchValue(namespace))])
+    return Filter(
+        must=[condition(c) for c in flt.must],
+        must_not=[condition(c) for c in flt.must_not] or None,
+    )

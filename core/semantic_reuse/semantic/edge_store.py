@@ -9,8 +9,9 @@ in a child process and swapped in (:mod:`~semantic_reuse.semantic.edge_rebuild`;
 One process per folder: it holds ``<folder>.lock`` while the folder is open. Another process
 gets StoreInUseError, or with ``if_in_use="private"`` a private folder beside it that is merged
 back later (:mod:`~semantic_reuse.semantic.edge_private`). Inside a process,
-:func:`open_edge_store` shares one live store per folder, counting references (a class-level
-``WeakValueDictionary`` under a lock); the last ``aclose()`` closes the folder.
+:func:`open_edge_store` shares one live store per folder, counting references (the class-level
+registry of :mod:`~semantic_reuse.semantic.edge_sharing`); the last ``aclose()`` closes the
+folder.
 
 Durability: a write is in Edge's memory-mapped write-ahead log when its call returns (it
 survives the process being killed); ``flush()`` writes it to the disk (it survives the machine
@@ -20,14 +21,11 @@ going down). A write runs in its turn even if its caller stopped waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import shutil
 import tempfile
-import threading
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
@@ -37,7 +35,6 @@ from semantic_reuse.errors import (
     ComponentUnavailableError,
     ConfigurationError,
     InvalidRequestError,
-    InvalidTypeError,
     StoreInUseError,
 )
 from semantic_reuse.request import validate_namespace
@@ -46,27 +43,22 @@ from semantic_reuse.semantic.edge_folder import EdgeFolder, EdgeItem
 from semantic_reuse.semantic.edge_optimize import OptimizePolicy, Optimizer
 from semantic_reuse.semantic.edge_private import hand_back, merge_steps, open_private, take
 from semantic_reuse.semantic.edge_rebuild import COPY_CHUNK, Optimizations
+from semantic_reuse.semantic.edge_sharing import LiveFolders, folder_key
 from semantic_reuse.semantic.edge_space import DiskRoom
 from semantic_reuse.semantic.edge_worker import EdgeWorker
-from semantic_reuse.semantic.store import (
-    AsyncCloseable,
-    ScopeFilter,
-    VectorMatch,
-    VectorPoint,
+from semantic_reuse.semantic.store import AsyncCloseable, ScopeFilter, VectorMatch, VectorPoint
+from semantic_reuse.semantic.store_checks import (
     check_dim,
     check_ids,
     check_limit,
     check_offset,
-    check_points,
-    check_threshold,
+    check_optional_namespace,
     check_type,
-    encode_payload,
-    engine_threshold,
     finite_float,
-    point_uuid,
     resolve_now,
-    unit_vector,
 )
+from semantic_reuse.semantic.store_payload import check_points, encode_payload, point_uuid
+from semantic_reuse.semantic.store_query import search_args
 
 __all__ = ["EdgeStore", "InUse", "open_edge_store"]
 
@@ -77,13 +69,6 @@ T = TypeVar("T")
 InUse = Literal["raise", "private"]
 #: Room kept free on the folder's disk by default (`DiskRoom`): more than a new log file.
 DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024
-
-
-def _folder_key(path: str | Path) -> tuple[Path, str]:
-    folder = Path(path).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    resolved = folder.resolve()
-    return resolved, str(resolved)
 
 
 class EdgeStore(AsyncCloseable):
@@ -114,10 +99,8 @@ class EdgeStore(AsyncCloseable):
     Opening a folder is done in the constructor (fast: about 0.1 s for 20,000 points).
     """
 
-    _live: ClassVar[weakref.WeakValueDictionary[str, EdgeStore]] = weakref.WeakValueDictionary()
-    #: Folders whose last holder is closing them: an open waits for that close to finish.
-    _closing_folders: ClassVar[dict[str, Future[None]]] = {}
-    _live_lock: ClassVar[threading.RLock] = threading.RLock()
+    #: The live stores of this process, one per folder.
+    _folders: ClassVar[LiveFolders[EdgeStore]] = LiveFolders()
 
     dim: int
 
@@ -156,24 +139,23 @@ class EdgeStore(AsyncCloseable):
             self._key = None
             self._cleanup = weakref.finalize(self, shutil.rmtree, str(root), ignore_errors=True)
         else:
-            folder, self._key = _folder_key(path)
+            folder, self._key = folder_key(path)
         self._edge = EdgeFolder(folder, self.dim, hnsw_ef)
         self._room = DiskRoom(lambda: self._edge.folder, min_free_bytes)
         self._worker = EdgeWorker(lambda: self._edge.folder)
         self._optimizing = Optimizations(self._worker, self._policy)
         try:
-            with self._live_lock:
-                if self._key is not None and self._key in self._live:
+            with self._folders.lock:
+                if self._key is not None and self._folders.get(self._key) is not None:
                     raise ComponentUnavailableError(
                         f"the Edge store at {folder} is already open in this process; "
                         "use open_edge_store() to share it"
                     )
-                if self._key is not None and (pending := self._closing_folders.get(self._key)):
-                    with contextlib.suppress(Exception):
-                        pending.result()
+                if self._key is not None:
+                    self._folders.wait_closed(self._key)
                 self._worker.call(self._w_open, if_in_use).result()
                 if self._key is not None:
-                    self._live[self._key] = self
+                    self._folders.add(self._key, self)
         except BaseException:
             self._worker.shutdown()
             if self._cleanup is not None:
@@ -212,17 +194,11 @@ class EdgeStore(AsyncCloseable):
         score_threshold: float | None = None,
         now: float | None = None,
     ) -> list[list[VectorMatch]]:
-        check_type(scope, ScopeFilter, "scope")
-        queries = [unit_vector(v, self.dim, name="vector") for v in vectors]
-        if not queries:
+        args = search_args(vectors, scope, self.dim, limit, score_threshold, now)
+        if not args.queries:
             return []
         return await self._run(
-            self._edge.search,
-            queries,
-            scope,
-            check_limit(limit),
-            engine_threshold(check_threshold(score_threshold)),
-            resolve_now(now),
+            self._edge.search, args.queries, args.scope, args.limit, args.threshold, args.now
         )
 
     async def get(self, id: str, *, now: float | None = None) -> VectorMatch | None:
@@ -242,11 +218,7 @@ class EdgeStore(AsyncCloseable):
         await self._write_room(self._edge.delete_older_than, finite_float(timestamp, "timestamp"))
 
     async def count(self, namespace: str | None = None) -> int:
-        if namespace is not None and not isinstance(namespace, str):
-            raise InvalidTypeError(
-                f"namespace must be a str or None, got {type(namespace).__name__}"
-            )
-        return await self._run(self._edge.count, namespace)
+        return await self._run(self._edge.count, check_optional_namespace(namespace))
 
     async def scroll(
         self, namespace: str, *, offset: str | None = None, limit: int = 256
@@ -282,7 +254,7 @@ class EdgeStore(AsyncCloseable):
 
     async def aclose(self) -> None:
         """Release this handle; the folder is flushed and closed when the last holder releases."""
-        with self._live_lock:
+        with self._folders.lock:
             if self._closing:
                 return
             self._refs -= 1
@@ -292,16 +264,12 @@ class EdgeStore(AsyncCloseable):
             done = self._worker.call(self._w_close)
             self._worker.shutdown()
             if self._key is not None:
-                if self._live.get(self._key) is self:
-                    del self._live[self._key]
-                self._closing_folders[self._key] = done
+                self._folders.closing(self._key, self, done)
         try:
             await asyncio.wrap_future(done)
         finally:
             if self._key is not None:
-                with self._live_lock:
-                    if self._closing_folders.get(self._key) is done:
-                        del self._closing_folders[self._key]
+                self._folders.closed(self._key, done)
 
     # --- beyond the protocol --------------------------------------------------------------------
 
@@ -416,9 +384,9 @@ def open_edge_store(
     store's, or from the folder's, raises ValueError. Thread-safe.
     """
     dim = check_dim(dim)
-    _, key = _folder_key(path)
-    with EdgeStore._live_lock:
-        store = EdgeStore._live.get(key)
+    _, key = folder_key(path)
+    with EdgeStore._folders.lock:
+        store = EdgeStore._folders.get(key)
         if store is not None and not store.closed:
             if store.dim != dim:
                 raise ConfigurationError(

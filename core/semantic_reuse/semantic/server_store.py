@@ -6,19 +6,15 @@ it is brute-force numpy that runs on the event loop, ignores payload indexes and
 per folder, so it is not a production store (use :class:`~semantic_reuse.semantic.edge_store.
 EdgeStore` for an embedded one).
 
-The collection (one unnamed cosine vector; on a cluster with the shards, replication factor and
-write consistency given) and its payload indexes are created on first use when missing: namespace
-as a keyword *tenant* index (Qdrant keeps each tenant's points together), model and fingerprint
-as keyword indexes, created_at and expires_at as float indexes. Every filter the store sends is
-on these fields alone. Local mode accepts the index requests and ignores them. An existing
-collection with another vector size raises ValueError naming ``dim``; an existing namespace index
-that is not a tenant index is made one.
+This module turns the protocol's calls into the client's requests (the filters of
+:mod:`~semantic_reuse.semantic.store_query`, translated by :func:`client_filter`). The collection
+and its payload indexes are created on first use when missing
+(:mod:`~semantic_reuse.semantic.server_collection`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,44 +22,44 @@ import numpy.typing as npt
 
 from semantic_reuse.errors import (
     ComponentUnavailableError,
-    ConfigurationError,
     InvalidRequestError,
-    InvalidTypeError,
 )
 from semantic_reuse.request import validate_namespace
-from semantic_reuse.semantic.store import (
-    F_CREATED_AT,
-    F_EPOCH,
-    F_EXPIRES_AT,
-    F_NAMESPACE,
-    F_TAGS,
-    FLOAT_FIELDS,
-    KEYWORD_FIELDS,
-    AsyncCloseable,
-    ScopeFilter,
-    VectorMatch,
-    VectorPoint,
+from semantic_reuse.semantic.server_collection import CollectionLayout, ensure_collection
+from semantic_reuse.semantic.store import AsyncCloseable, ScopeFilter, VectorMatch, VectorPoint
+from semantic_reuse.semantic.store_checks import (
     check_dim,
     check_ids,
     check_limit,
     check_offset,
-    check_points,
-    check_threshold,
+    check_optional_namespace,
     check_type,
+    finite_float,
+    resolve_now,
+)
+from semantic_reuse.semantic.store_payload import (
+    F_EXPIRES_AT,
+    check_points,
     decode_match,
     decode_matches,
     encode_payload,
-    engine_threshold,
-    finite_float,
     live_match,
     point_uuid,
-    resolve_now,
-    unit_vector,
+)
+from semantic_reuse.semantic.store_query import (
+    Bound,
+    Match,
+    PayloadFilter,
+    delete_where_filter,
+    namespace_filter,
+    older_than_filter,
+    scope_filter,
+    search_args,
 )
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
-    from qdrant_client.http.models import Filter, PayloadIndexInfo, PayloadSchemaParams
+    from qdrant_client.http.models import Filter
 
 __all__ = ["QdrantServerStore"]
 
@@ -112,11 +108,11 @@ class QdrantServerStore(AsyncCloseable):
         if not isinstance(collection, str) or not collection:
             raise InvalidRequestError(f"collection must be a non-empty str, got {collection!r}")
         self.collection = collection
-        self._layout = {
-            "shard_number": shard_number,
-            "replication_factor": replication_factor,
-            "write_consistency_factor": write_consistency_factor,
-        }
+        self._layout = CollectionLayout(
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+        )
         for name, value in self._layout.items():
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InvalidRequestError(f"{name} must be an int >= 1 or None, got {value!r}")
@@ -161,17 +157,14 @@ class QdrantServerStore(AsyncCloseable):
         score_threshold: float | None = None,
         now: float | None = None,
     ) -> list[VectorMatch]:
-        query = unit_vector(vector, self.dim, name="vector")
-        limit = check_limit(limit)
-        threshold = engine_threshold(check_threshold(score_threshold))
-        flt = self._scope_filter(scope, resolve_now(now))
+        args = search_args([vector], scope, self.dim, limit, score_threshold, now)
         client = await self._ensure()
         response = await client.query_points(
             self.collection,
-            query=query.tolist(),
-            query_filter=flt,
-            limit=limit,
-            score_threshold=threshold,
+            query=args.queries[0].tolist(),
+            query_filter=client_filter(scope_filter(args.scope, args.now)),
+            limit=args.limit,
+            score_threshold=args.threshold,
             with_payload=True,
             with_vectors=False,
         )
@@ -188,12 +181,10 @@ class QdrantServerStore(AsyncCloseable):
     ) -> list[list[VectorMatch]]:
         from qdrant_client import models
 
-        queries = [unit_vector(v, self.dim, name="vector") for v in vectors]
-        limit = check_limit(limit)
-        threshold = engine_threshold(check_threshold(score_threshold))
-        flt = self._scope_filter(scope, resolve_now(now))
-        if not queries:
+        args = search_args(vectors, scope, self.dim, limit, score_threshold, now)
+        if not args.queries:
             return []
+        flt = client_filter(scope_filter(args.scope, args.now))
         client = await self._ensure()
         responses = await client.query_batch_points(
             self.collection,
@@ -201,12 +192,12 @@ class QdrantServerStore(AsyncCloseable):
                 models.QueryRequest(
                     query=q.tolist(),
                     filter=flt,
-                    limit=limit,
-                    score_threshold=threshold,
+                    limit=args.limit,
+                    score_threshold=args.threshold,
                     with_payload=True,
                     with_vector=False,
                 )
-                for q in queries
+                for q in args.queries
             ],
         )
         return [decode_matches(r.points) for r in responses]
@@ -235,7 +226,7 @@ class QdrantServerStore(AsyncCloseable):
         """Delete a namespace; the count is taken just before, so concurrent writes blur it."""
         from qdrant_client import models
 
-        flt = self._namespace_filter(validate_namespace(namespace))
+        flt = client_filter(namespace_filter(validate_namespace(namespace)))
         client = await self._ensure()
         found = (await client.count(self.collection, count_filter=flt, exact=True)).count
         if found:
@@ -247,25 +238,22 @@ class QdrantServerStore(AsyncCloseable):
     async def delete_older_than(self, timestamp: float) -> None:
         from qdrant_client import models
 
-        flt = self._older_than_filter(finite_float(timestamp, "timestamp"))
+        flt = client_filter(older_than_filter(finite_float(timestamp, "timestamp")))
         client = await self._ensure()
         await client.delete(
             self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
         )
 
     async def count(self, namespace: str | None = None) -> int:
-        if namespace is not None and not isinstance(namespace, str):
-            raise InvalidTypeError(
-                f"namespace must be a str or None, got {type(namespace).__name__}"
-            )
-        flt = None if namespace is None else self._namespace_filter(namespace)
+        namespace = check_optional_namespace(namespace)
+        flt = None if namespace is None else client_filter(namespace_filter(namespace))
         client = await self._ensure()
         return (await client.count(self.collection, count_filter=flt, exact=True)).count
 
     async def scroll(
         self, namespace: str, *, offset: str | None = None, limit: int = 256
     ) -> tuple[list[VectorMatch], str | None]:
-        flt = self._namespace_filter(validate_namespace(namespace))
+        flt = client_filter(namespace_filter(validate_namespace(namespace)))
         client = await self._ensure()
         records, following = await client.scroll(
             self.collection,
@@ -288,19 +276,10 @@ class QdrantServerStore(AsyncCloseable):
     ) -> None:
         from qdrant_client import models
 
-        must: list[models.Condition] = [
-            models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))
-        ]
         validate_namespace(namespace)
-        if tag is not None:
-            must.append(models.FieldCondition(key=F_TAGS, match=models.MatchValue(value=tag)))
         if created_before is not None:
-            limit = finite_float(created_before, "created_before")
-            must.append(models.FieldCondition(key=F_CREATED_AT, range=models.Range(lt=limit)))
-        must_not: list[models.Condition] = []
-        if epoch_below is not None:  # points written before epochs existed count as epoch 0
-            must_not.append(models.FieldCondition(key=F_EPOCH, range=models.Range(gte=epoch_below)))
-        flt = models.Filter(must=must, must_not=must_not or None)
+            created_before = finite_float(created_before, "created_before")
+        flt = client_filter(delete_where_filter(namespace, tag, created_before, epoch_below))
         client = await self._ensure()
         await client.delete(
             self.collection, points_selector=models.FilterSelector(filter=flt), wait=True
@@ -345,113 +324,21 @@ class QdrantServerStore(AsyncCloseable):
             return self._client
         async with self._ready_lock:
             if not self._ready:
-                await self._create_collection()
+                await ensure_collection(self._client, self.collection, self.dim, self._layout)
                 self._ready = True
         return self._client
 
-    async def _create_collection(self) -> None:
-        from qdrant_client import models
 
-        client = self._client
-        if not await client.collection_exists(self.collection):
-            try:
-                await client.create_collection(
-                    self.collection,
-                    vectors_config=models.VectorParams(
-                        size=self.dim, distance=models.Distance.COSINE
-                    ),
-                    shard_number=self._layout["shard_number"],
-                    replication_factor=self._layout["replication_factor"],
-                    write_consistency_factor=self._layout["write_consistency_factor"],
-                )
-            except Exception:
-                # Another client may have created it meanwhile; anything else is a real error.
-                if not await client.collection_exists(self.collection):
-                    raise
-        info = await client.get_collection(self.collection)
-        vectors: Any = info.config.params.vectors
-        if not isinstance(vectors, models.VectorParams):
-            raise ConfigurationError(
-                f"collection {self.collection!r} has named vectors; it was not made by this store"
-            )
-        if vectors.size != self.dim:
-            raise ConfigurationError(
-                f"dim={self.dim} does not match collection {self.collection!r}, "
-                f"which holds {vectors.size}-dimensional vectors"
-            )
-        if vectors.distance != models.Distance.COSINE:
-            raise ConfigurationError(
-                f"collection {self.collection!r} uses {vectors.distance} distance, not cosine"
-            )
-        existing = info.payload_schema or {}
-        for name, schema in payload_indexes().items():
-            if index_matches(existing.get(name), schema):
-                continue
-            with warnings.catch_warnings():
-                # Local mode says once that its indexes do nothing: known, and documented.
-                warnings.filterwarnings("ignore", "Payload indexes have no effect")
-                await client.create_payload_index(
-                    self.collection, name, field_schema=schema, wait=True
-                )
-
-    @staticmethod
-    def _scope_filter(scope: ScopeFilter, now: float) -> Filter:
-        from qdrant_client import models
-
-        check_type(scope, ScopeFilter, "scope")
-        return models.Filter(
-            must=[
-                models.FieldCondition(key=key, match=models.MatchValue(value=value))
-                for key, value in zip(
-                    KEYWORD_FIELDS, (scope.namespace, scope.model, scope.fingerprint), strict=True
-                )
-            ],
-            must_not=[models.FieldCondition(key=F_EXPIRES_AT, range=models.Range(lt=now))],
-        )
-
-    @staticmethod
-    def _namespace_filter(namespace: str) -> Filter:
-        from qdrant_client import models
-
-        return models.Filter(
-            must=[models.FieldCondition(key=F_NAMESPACE, match=models.MatchValue(value=namespace))]
-        )
-
-    @staticmethod
-    def _older_than_filter(timestamp: float) -> Filter:
-        from qdrant_client import models
-
-        return models.Filter(
-            must=[models.FieldCondition(key=F_CREATED_AT, range=models.Range(lt=timestamp))]
-        )
-
-
-def payload_indexes() -> dict[str, PayloadSchemaParams]:
-    """The payload index of each field the store filters on: the namespace as a tenant index."""
+def client_filter(flt: PayloadFilter) -> Filter:
+    """A :class:`~semantic_reuse.semantic.store_query.PayloadFilter` as the client sends it."""
     from qdrant_client import models
 
-    keyword = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)
-    indexes: dict[str, PayloadSchemaParams] = {
-        name: keyword for name in KEYWORD_FIELDS if name != F_NAMESPACE
-    }
-    indexes[F_NAMESPACE] = models.KeywordIndexParams(
-        type=models.KeywordIndexType.KEYWORD, is_tenant=True
-    )
-    indexes.update(
-        (name, models.FloatIndexParams(type=models.FloatIndexType.FLOAT)) for name in FLOAT_FIELDS
-    )
-    # Lifecycle: invalidation by tag and the purge after an epoch bump delete by filter.
-    indexes[F_TAGS] = keyword
-    indexes[F_EPOCH] = models.IntegerIndexParams(
-        type=models.IntegerIndexType.INTEGER, lookup=False, range=True
-    )
-    return indexes
+    def condition(c: Match | Bound) -> models.Condition:
+        if isinstance(c, Match):
+            return models.FieldCondition(key=c.key, match=models.MatchValue(value=c.value))
+        return models.FieldCondition(key=c.key, range=models.Range(lt=c.lt, gte=c.gte))
 
-
-def index_matches(existing: PayloadIndexInfo | None, wanted: PayloadSchemaParams) -> bool:
-    """Does a collection's index of a field (None: none) serve as `wanted`?"""
-    if existing is None or existing.data_type.value != wanted.type.value:
-        return False
-    return not getattr(wanted, "is_tenant", False) or bool(
-        getattr(existing.params, "is_tenant", False)
+    return models.Filter(
+        must=[condition(c) for c in flt.must],
+        must_not=[condition(c) for c in flt.must_not] or None,
     )

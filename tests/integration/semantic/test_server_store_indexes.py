@@ -20,7 +20,8 @@ from qdrant_client import models
 
 from semantic_reuse import HandlerConfig
 from semantic_reuse.defaults import build_store
-from semantic_reuse.semantic.server_store import QdrantServerStore, index_matches, payload_indexes
+from semantic_reuse.semantic.server_collection import index_matches, payload_indexes
+from semantic_reuse.semantic.server_store import QdrantServerStore
 from semantic_reuse.semantic.store import ScopeFilter, VectorPoint
 from tests.conftest import free_port
 

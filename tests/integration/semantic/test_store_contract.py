@@ -20,8 +20,8 @@ from semantic_reuse.semantic.store import (
     VectorMatch,
     VectorPoint,
     VectorStore,
-    point_uuid,
 )
+from semantic_reuse.semantic.store_payload import point_uuid
 
 DIM = 16
 SCOPE = ScopeFilter(namespace="tenant-a", model="model-x", fingerprint="fp-1")
@@ -644,7 +644,7 @@ def _optimize_small(folder: Path) -> None:
     """Optimize a closed folder whose few points Edge would otherwise leave unindexed."""
     from qdrant_edge import EdgeConfig, EdgeOptimizersConfig, EdgeShard
 
-    from semantic_reuse.semantic.edge_folder import _plain_config, new_folder_config
+    from semantic_reuse.semantic.edge_layout import _plain_config, new_folder_config
 
     own = _edge_config(folder)["vectors"][""]  # loading with a config replaces these: keep them
     layout = new_folder_config if "quantization_config" in own else _plain_config
@@ -667,7 +667,7 @@ async def test_edge_quantized_search_equals_the_unquantized_store(
     scores as a folder of the old layout (float32 in RAM, no quantization)."""
     from qdrant_edge import EdgeShard
 
-    from semantic_reuse.semantic.edge_folder import _plain_config
+    from semantic_reuse.semantic.edge_layout import _plain_config
 
     dim, topics, per_topic = 384, 40, 30
     rng = np.random.default_rng(11)
