@@ -105,13 +105,15 @@ async def engine_runs(folder: Path, options: LoadOptions) -> dict[str, Any]:
     return results
 
 
-def vllm_call(llm: Any, params: Any) -> Call:
-    """Chat requests through `EnhancedAsyncLLM.generate_chat`."""
+def vllm_call(llm: Any, params: Any, **reuse: Any) -> Call:
+    """Chat requests through `EnhancedAsyncLLM.generate_chat` (`reuse`: its reuse options,
+    such as `namespace`)."""
+    tag = uuid.uuid4().hex[:8]
 
     async def call(i: int, prompt: str) -> str:
         last = None
         chat = [{"role": "user", "content": prompt}]
-        async for out in llm.generate_chat(chat, params, f"rel-{i}"):
+        async for out in llm.generate_chat(chat, params, f"rel-{tag}-{i}", **reuse):
             last = out
         return describe(getattr(last, "reuse", None))
 
@@ -147,8 +149,9 @@ async def vllm_run(folder: Path, options: LoadOptions) -> dict[str, Any]:
     return result
 
 
-async def run_reliability(options: LoadOptions, *, vllm: bool) -> dict[str, Any]:
-    """Every run; the report as plain data (`write_report` writes it out)."""
+async def run_reliability(options: LoadOptions, out: Path, *, vllm: bool) -> dict[str, Any]:
+    """Every run; the report as plain data, written to `out` (after the ReuseEngine runs,
+    and again with the vLLM run)."""
     from semantic_reuse.config import PerformanceConfig
 
     perf = PerformanceConfig()
@@ -163,8 +166,10 @@ async def run_reliability(options: LoadOptions, *, vllm: bool) -> dict[str, Any]
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="sr-reliability-") as folder:
         report["engine"] = await engine_runs(Path(folder), options)
+        write_report(out, report)
         if vllm:
             report["vllm"] = await vllm_run(Path(folder), options)
+            write_report(out, report)
     return report
 
 
@@ -187,9 +192,10 @@ def markdown(report: dict[str, Any]) -> list[str]:
         f"redis_timeout_s {report['redis_timeout_s']:g}; memory tier {report['memory_entries']} "
         "answers.", "",
         "| run | failed | p50 / p99 / max s | during the fault: p50 / p99 / max s | breaker "
-        "opened, final | pending writes peak | RSS MiB at fault / peak / end | Redis hits "
-        "after | answers in Redis at end |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "opened; closed again, s after the fault | pending Redis writes, peak | RSS MiB at the "
+        "fault / peak in it / end | exact hits from Redis after | Redis writes after (ok) | "
+        "answers in Redis at the end |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for name, r in runs:
         lat, during = r["latency"], r["phases"]["during"]
@@ -197,9 +203,11 @@ def markdown(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {r['failed']} | {lat['p50_s']} / {lat['p99_s']} / {lat['max_s']} | "
             f"{during['p50_s']} / {during['p99_s']} / {during['max_s']} | "
-            f"{r['breaker']['opened']}, {r['breaker']['final']} | {r['pending_writes_peak']} | "
+            f"{r['breaker']['opened']}; {r['breaker']['closed_after_fault_s']} | "
+            f"{r['pending_writes_peak']} | "
             f"{rss['at_fault']} / {rss['peak_during']} / {rss['end']} | "
-            f"{r['redis_hits_after']} | {r['redis_keys_at_end']} |"
+            f"{r['redis_hits_after']} | {r['redis_stores_after_fault'].get('ok', 0):g} | "
+            f"{r['redis_keys_at_end']} |"
         )
     lines += ["", "Answers by kind/tier, by when the request started:", ""]
     for name, r in runs:
@@ -234,8 +242,7 @@ def _bench_reliability(args: argparse.Namespace, console: Any) -> int:
         max_tokens=args.max_tokens,
     )  # fmt: skip
     with console.status("Redis killed, slow and dropping under load..."):
-        report = asyncio.run(run_reliability(options, vllm=not args.no_vllm))
-    write_report(args.out, report)
+        report = asyncio.run(run_reliability(options, args.out, vllm=not args.no_vllm))
     console.print("\n".join(markdown(report)), markup=False)
     failed = sum(r["failed"] for r in [*report["engine"].values(), report.get("vllm")] if r)
     return 1 if failed else 0

@@ -104,6 +104,8 @@ class Watch:
 
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # t, pending, rss
     transitions: list[tuple[float, str]] = field(default_factory=list)
+    loop_lag_s: float = 0.0
+    """The longest the event loop woke late for a sample: time no Redis reply is read."""
 
 
 def rss_bytes() -> int:
@@ -124,8 +126,10 @@ async def _watch(engine: Any, t0: float, watch: Watch, stop: asyncio.Event) -> N
         if redis.get("breaker", state) != state:
             state = redis["breaker"]
             watch.transitions.append((round(now, 3), state))
+        asleep = time.perf_counter()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.02)
+        watch.loop_lag_s = max(watch.loop_lag_s, time.perf_counter() - asleep - 0.02)
 
 
 async def run_scenario(
@@ -137,6 +141,7 @@ async def run_scenario(
     gate = asyncio.Semaphore(options.concurrency)
     outcomes: list[Outcome] = []
     window: list[float] = []
+    healed: dict[str, float] = {}  # Redis stores counted when the fault ended
     t0 = time.perf_counter()
     before = engine.stats()["tiers"]["redis"]["opened"]
 
@@ -158,6 +163,7 @@ async def run_scenario(
         await asyncio.sleep(options.fault_s)
         await asyncio.to_thread(fault.end)
         window.append(time.perf_counter() - t0)
+        healed.update(_redis_stores(engine.stats()))
 
     watch, stop = Watch(), asyncio.Event()
     watcher = asyncio.create_task(_watch(engine, t0, watch, stop))
@@ -173,9 +179,22 @@ async def run_scenario(
     stop.set()
     await watcher
     stats = engine.stats()
-    return summarize(outcomes, watch, window, stats, options, fault.name,
-                     opened=stats["tiers"]["redis"]["opened"] - before, keys=keys(),
-                     wall_s=wall_s)  # fmt: skip
+    report = summarize(outcomes, watch, window, stats, options, fault.name,
+                       opened=stats["tiers"]["redis"]["opened"] - before, keys=keys(),
+                       wall_s=wall_s)  # fmt: skip
+    report["redis_stores_after_fault"] = {
+        k: n - healed.get(k, 0) for k, n in report["redis_stores"].items()
+    }
+    return report
+
+
+def _redis_stores(stats: dict[str, Any]) -> dict[str, float]:
+    """The Redis tier's background writes so far, by outcome ("ok", "skip")."""
+    return {
+        k.split("outcome=")[1].split(",")[0]: v
+        for k, v in stats["counters"].get("stores_total", {}).items()
+        if "tier=redis" in k
+    }
 
 
 def _latency(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -204,11 +223,6 @@ def summarize(
         parts = dict(p.split("=", 1) for p in label.split(","))
         if parts.get("tier") == "redis":
             redis_ops[f"{parts['op']}/{parts['outcome']}"] = n
-    stores = {
-        k.split("outcome=")[1].split(",")[0]: v
-        for k, v in counters.get("stores_total", {}).items()
-        if "tier=redis" in k
-    }
     errors = [o.error for o in outcomes if o.error]
     mib = 1024 * 1024
     return {
@@ -225,8 +239,9 @@ def summarize(
         },
         "redis_hits_after": sum(o.how == "exact/redis" for o in phases["after"]),
         "redis_keys_at_end": keys,
-        "redis_stores": stores,
+        "redis_stores": _redis_stores(stats),
         "redis_ops": dict(sorted(redis_ops.items())),
+        "event_loop_lag_max_s": round(watch.loop_lag_s, 3),
         "pending_writes_peak": max((s[1] for s in watch.samples), default=0),
         "pending_writes_peak_during": max((s[1] for s in during), default=0),
         "rss_mib": {
@@ -237,6 +252,14 @@ def summarize(
         "breaker": {
             "opened": opened,
             "transitions": watch.transitions,
+            "closed_after_fault_s": next(
+                (
+                    round(t - end, 2)
+                    for t, state in watch.transitions
+                    if t >= end and state == "closed"
+                ),
+                None,
+            ),
             "final": stats["tiers"]["redis"]["breaker"],
         },
         "options": {
