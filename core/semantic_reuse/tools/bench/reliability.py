@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import json
 import tempfile
@@ -139,7 +140,8 @@ async def vllm_run(folder: Path, options: LoadOptions) -> dict[str, Any]:
             await llm.reuse_engine.warm_up()
 
             result = await run_scenario(
-                llm.reuse_engine, vllm_call(llm, params), KillRedis(server), options,
+                llm.reuse_engine, vllm_call(llm, params), KillRedis(server),
+                dataclasses.replace(options, fault_s=options.vllm_fault_s),
                 keys=functools.partial(server.keys, f"{prefix}:*"),
             )  # fmt: skip
         finally:
@@ -158,7 +160,8 @@ async def run_reliability(options: LoadOptions, out: Path, *, vllm: bool) -> dic
     report: dict[str, Any] = {
         "requests": options.requests, "concurrency": options.concurrency,
         "duration_s": options.duration_s, "fault_at_s": options.fault_at_s,
-        "fault_s": options.fault_s, "delay_s": options.delay_s, "topics": options.topics,
+        "fault_s": options.fault_s, "vllm_fault_s": options.vllm_fault_s,
+        "delay_s": options.delay_s, "topics": options.topics,
         "memory_entries": options.memory_entries, "generate_s": options.generate_s,
         "redis_timeout_s": perf.redis_timeout_s,
         "breaker": {"failure_threshold": perf.breaker_failure_threshold,
@@ -188,7 +191,8 @@ def markdown(report: dict[str, Any]) -> list[str]:
         "# Redis faults under load (`semantic-reuse bench reliability`)", "",
         f"{report['requests']} requests, concurrency {report['concurrency']}, arrivals over "
         f"{report['duration_s']:g} s; fault from {report['fault_at_s']:g} s for "
-        f"{report['fault_s']:g} s (slow: {report['delay_s']:g} s a reply); "
+        f"{report['fault_s']:g} s (vLLM: {report['vllm_fault_s']:g} s; slow: "
+        f"{report['delay_s']:g} s a reply); "
         f"redis_timeout_s {report['redis_timeout_s']:g}; memory tier {report['memory_entries']} "
         "answers.", "",
         "| run | failed | p50 / p99 / max s | during the fault: p50 / p99 / max s | breaker "
@@ -203,7 +207,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {r['failed']} | {lat['p50_s']} / {lat['p99_s']} / {lat['max_s']} | "
             f"{during['p50_s']} / {during['p99_s']} / {during['max_s']} | "
-            f"{r['breaker']['opened']}; {r['breaker']['closed_after_fault_s']} | "
+            f"{r['breaker']['opened']}; {r['breaker']['closed_after_fault_s'] or '-'} | "
             f"{r['pending_writes_peak']} | "
             f"{rss['at_fault']} / {rss['peak_during']} / {rss['end']} | "
             f"{r['redis_hits_after']} | {r['redis_stores_after_fault'].get('ok', 0):g} | "
@@ -228,6 +232,7 @@ def add_reliability_bench(suites: Any) -> None:
                      help="seconds over which the requests arrive")  # fmt: skip
     rel.add_argument("--fault-at", type=float, default=defaults.fault_at_s)
     rel.add_argument("--fault-for", type=float, default=defaults.fault_s)
+    rel.add_argument("--vllm-fault-for", type=float, default=defaults.vllm_fault_s)
     rel.add_argument("--delay", type=float, default=defaults.delay_s, help="slow: s a reply")
     rel.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
     rel.add_argument("--no-vllm", action="store_true", help="ReuseEngine runs only")
@@ -238,7 +243,8 @@ def add_reliability_bench(suites: Any) -> None:
 def _bench_reliability(args: argparse.Namespace, console: Any) -> int:
     options = LoadOptions(
         requests=args.requests, concurrency=args.concurrency, duration_s=args.duration,
-        fault_at_s=args.fault_at, fault_s=args.fault_for, delay_s=args.delay,
+        fault_at_s=args.fault_at, fault_s=args.fault_for, vllm_fault_s=args.vllm_fault_for,
+        delay_s=args.delay,
         max_tokens=args.max_tokens,
     )  # fmt: skip
     with console.status("Redis killed, slow and dropping under load..."):

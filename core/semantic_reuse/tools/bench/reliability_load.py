@@ -33,6 +33,9 @@ class LoadOptions:
     """Arrivals are spread evenly over this time (a request waits for a free slot)."""
     fault_at_s: float = 6.0
     fault_s: float = 4.0
+    vllm_fault_s: float = 12.0
+    """The vLLM run's outage: longer, so that requests start during it (a CPU answers 100
+    concurrent requests in seconds each)."""
     topics: int = 256
     generate_s: float = 0.2
     """The stand-in model's time per answer (ReuseEngine runs)."""
