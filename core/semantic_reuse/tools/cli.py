@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from semantic_reuse.tools.bench import SPEED_SYSTEMS, default_datasets
+from semantic_reuse.tools.bench.reliability import add_reliability_bench
 from semantic_reuse.tools.bench.serve import add_serve_bench
 
 
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--concurrency", type=int, default=4)
     e2e.set_defaults(run=_bench_e2e)
     add_serve_bench(suites)
+    add_reliability_bench(suites)
     speed = suites.add_parser("speed", help="lookup latency, throughput, insert cost, memory")
     speed.add_argument("--datasets", type=Path, default=datasets, help=DATASETS_HELP)
     speed.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000])
