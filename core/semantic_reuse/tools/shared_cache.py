@@ -2,12 +2,14 @@
 
 Every ``q1`` of a pair file goes into one cache (identical texts stored once, as an exact-key
 cache would), with an answer that names its pair; then every ``q2`` is asked against the whole
-cache. A hit is *correct* only when the cached prompt it returns is its own pair's ``q1`` (the
-same text) and the pair's label is 1; serving another pair's answer is wrong even when the pair's
-label is 1.
+cache. A hit is *correct* when the cached prompt it returns is its own pair's ``q1`` and the
+pair's label is 1, or when it is the very text asked (case and spaces folded): in LCQMC a ``q2``
+may be another pair's ``q1``, and that pair's answer is the answer to the question asked. Any
+other hit is wrong, another pair's answer for a duplicate question included.
 
 - precision = correct hits / hits
-- recall = correct hits / pairs labelled 1
+- recall = correct hits / pairs with a correct answer in the cache (labelled 1, or whose
+  ``q2`` is a cached text)
 - F1 = their harmonic mean
 - hit rate = hits / queries
 - error rate = wrong hits / queries
@@ -203,19 +205,24 @@ def score_choices(
     margin: float = 0.0,
 ) -> SweepPoint:
     """Count hits and correct hits: a hit is correct when it is the pair's own ``q1``
-    entry and the pair is labelled 1."""
-    hits = correct = 0
-    for pair, own, choice in zip(pairs, owner, choices, strict=True):
+    entry and the pair is labelled 1, or the entry holding the ``q2`` text itself."""
+    if len(owner) != len(pairs):
+        raise ValueError(f"need one owner per pair: {len(owner)} for {len(pairs)} pairs")
+    entry_of_text = {_normalise_text(p.q1): own for p, own in zip(pairs, owner, strict=True)}
+    identical = [entry_of_text.get(_normalise_text(p.q2)) for p in pairs]
+    hits = correct = positives = 0
+    for pair, own, same, choice in zip(pairs, owner, identical, choices, strict=True):
+        positives += pair.label == 1 or same is not None
         if choice is None:
             continue
         hits += 1
-        if choice == own and pair.label == 1:
+        if (choice == own and pair.label == 1) or choice == same:
             correct += 1
     return SweepPoint(
         threshold=threshold,
         margin=margin,
         queries=len(pairs),
-        positives=sum(1 for p in pairs if p.label == 1),
+        positives=positives,
         hits=hits,
         correct=correct,
     )

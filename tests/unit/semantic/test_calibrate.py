@@ -199,6 +199,21 @@ def test_score_choices_directly() -> None:
         score_choices(PAIRS, owner, [0, None])
 
 
+def test_a_hit_on_the_very_text_asked_is_correct_whatever_the_label() -> None:
+    """LCQMC has q2 texts equal to another pair's q1: that pair's answer answers the
+    question asked, even when this pair is labelled 0, and such a pair counts as answerable."""
+    pairs = [
+        LabelledPair("X", "How tall is Everest?", "How high is Mount Everest?", 1),
+        LabelledPair("Y", "What is the capital of Peru?", "how tall is  everest?", 0),
+        LabelledPair("Z", "Who wrote Hamlet?", "Who wrote Macbeth?", 0),
+    ]
+    owner = [0, 1, 2]
+    p = score_choices(pairs, owner, [0, 0, 2])
+    # X right (own, label 1); Y right (the entry holding its own text); Z wrong
+    assert (p.hits, p.correct, p.positives) == (3, 2, 2)
+    assert score_choices(pairs, owner, [None, 1, None]).correct == 0  # Y's own q1: wrong
+
+
 def test_neighbours_validate_their_input() -> None:
     q = embed([p.q1 for p in PAIRS])
     with pytest.raises(ValueError, match="one q1 and one q2"):

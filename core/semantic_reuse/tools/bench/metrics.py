@@ -4,8 +4,9 @@ Pure functions of their inputs, so the tests check them on hand-made cases.
 
 The shared-cache rule (../shared/datasets/README.md): every distinct ``q1`` is cached with an
 answer naming its pair (the first pair that holds that text); every ``q2`` is asked. A hit is
-*correct* only when it returns its own pair's answer and the pair's label is 1; any other hit
-is *wrong*, including another pair's answer for a duplicate question.
+*correct* when it returns its own pair's answer and the pair's label is 1, or the answer of the
+very text asked (another pair's ``q1`` equal to this ``q2``, as LCQMC has); any other hit is
+*wrong*, including another pair's answer for a duplicate question (tools/shared_cache.py).
 """
 
 from __future__ import annotations
