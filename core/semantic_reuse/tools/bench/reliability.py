@@ -1,4 +1,5 @@
-"""`semantic-reuse bench reliability`: Redis faults under load.
+"""`semantic-reuse bench reliability`: Redis faults under load (and, with ``--faults all``, the
+default, the component faults of reliability_components.py).
 
 A real redis-server of the bench's own (loopback, no persistence) is hit part-way through
 a run and then heals (the load and the figures: reliability_load.py):
@@ -236,6 +237,11 @@ def add_reliability_bench(suites: Any) -> None:
     rel.add_argument("--delay", type=float, default=defaults.delay_s, help="slow: s a reply")
     rel.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
     rel.add_argument("--no-vllm", action="store_true", help="ReuseEngine runs only")
+    rel.add_argument("--faults", choices=("all", "redis", "components"), default="all",
+                     help="Redis faults under load, component faults (reliability_components.py)"
+                     ", or both")  # fmt: skip
+    rel.add_argument("--requests-per-fault", type=int, default=50,
+                     help="component faults: requests against each faulty engine")  # fmt: skip
     rel.add_argument("--out", type=Path, default=Path("bench-reliability"))
     rel.set_defaults(run=_bench_reliability)
 
@@ -247,8 +253,17 @@ def _bench_reliability(args: argparse.Namespace, console: Any) -> int:
         delay_s=args.delay,
         max_tokens=args.max_tokens,
     )  # fmt: skip
-    with console.status("Redis killed, slow and dropping under load..."):
-        report = asyncio.run(run_reliability(options, args.out, vllm=not args.no_vllm))
-    console.print("\n".join(markdown(report)), markup=False)
-    failed = sum(r["failed"] for r in [*report["engine"].values(), report.get("vllm")] if r)
+    failed = 0
+    if args.faults in ("all", "redis"):
+        with console.status("Redis killed, slow and dropping under load..."):
+            report = asyncio.run(run_reliability(options, args.out, vllm=not args.no_vllm))
+        console.print("\n".join(markdown(report)), markup=False)
+        failed += sum(r["failed"] for r in [*report["engine"].values(), report.get("vllm")] if r)
+    if args.faults in ("all", "components"):
+        from semantic_reuse.tools.bench import reliability_components as components
+
+        with console.status("Embedder, splitter, disk and stored values failing..."):
+            faults = asyncio.run(components.run_component_faults(args.out, args.requests_per_fault))
+        console.print(components.markdown(faults), markup=False)
+        failed += sum(r.get("failed", 0) for r in faults["faults"])
     return 1 if failed else 0
