@@ -260,13 +260,21 @@ async def make_engine(tmp_path: Path, minilm: Any, splitter: Any) -> AsyncIterat
 
 
 @pytest.fixture
-def sync_engine(tmp_path: Path, minilm: Any, splitter: Any) -> Iterator[Any]:
+def engine_config() -> dict[str, Any]:
+    """The `HandlerConfig` sections of `sync_engine` (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def sync_engine(
+    tmp_path: Path, minilm: Any, splitter: Any, engine_config: dict[str, Any]
+) -> Iterator[Any]:
     """A ReuseEngine used only on its own loop thread: through its `*_sync` wrappers and
     `run_sync`, or by clients whose home is that thread (`HomeLoop(runner=engine.runner)`)."""
     from semantic_reuse import HandlerConfig, ReuseEngine
     from semantic_reuse.defaults import build_search_helper_from
 
-    config = HandlerConfig()
+    config = HandlerConfig(**engine_config)
     search = build_search_helper_from(config, minilm, tmp_path / "edge-sync")
     engine = ReuseEngine(config, search=search, splitter=splitter)
     yield engine

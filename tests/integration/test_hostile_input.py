@@ -21,6 +21,7 @@ from semantic_reuse import (
 from semantic_reuse.spi import AnswerTooLargeError, InvalidRequestError, InvalidTypeError
 from tests.conftest import EngineFactory
 from tests.hostile import (
+    FUZZ_ENGINE_CONFIG,
     TWO_MB,
     Outcome,
     bounded,
@@ -35,6 +36,11 @@ from tests.hostile import (
     texts,
     values,
 )
+
+
+@pytest.fixture
+def engine_config() -> dict[str, Any]:
+    return FUZZ_ENGINE_CONFIG
 
 
 class ModelError(Exception):
@@ -127,7 +133,7 @@ async def _one(
 
 @pytest.fixture
 def fuzz_engine(make_engine: EngineFactory) -> ReuseEngine:
-    return make_engine()  # type: ignore[no-any-return]
+    return make_engine(**FUZZ_ENGINE_CONFIG)  # type: ignore[no-any-return]
 
 
 @fuzz_settings()

@@ -22,6 +22,7 @@ from langchain_semantic_reuse import ChatSemanticReuse, SemanticReuseCache, Sema
 from semantic_reuse import ReuseEngine
 from tests.conftest import EngineFactory
 from tests.hostile import (
+    FUZZ_ENGINE_CONFIG,
     EngineClient,
     Outcome,
     bounded,
@@ -34,6 +35,12 @@ from tests.hostile import (
     texts,
     values,
 )
+
+
+@pytest.fixture
+def engine_config() -> dict[str, Any]:
+    return FUZZ_ENGINE_CONFIG
+
 
 LLM_STRING = "[('_type', 'scripted-chat'), ('model_name', 'model-a'), ('stop', None)]"
 
@@ -115,7 +122,7 @@ async def _cache_call(cache: SemanticReuseCache, data: st.DataObject, outcome: O
 
 @pytest.fixture
 def fuzz_engine(make_engine: EngineFactory) -> ReuseEngine:
-    return make_engine()  # type: ignore[no-any-return]
+    return make_engine(**FUZZ_ENGINE_CONFIG)  # type: ignore[no-any-return]
 
 
 @fuzz_settings()

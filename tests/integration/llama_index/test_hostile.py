@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
@@ -13,6 +14,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.llms.semantic_reuse import SemanticReuseLLM
 from semantic_reuse import ReuseEngine
 from tests.hostile import (
+    FUZZ_ENGINE_CONFIG,
     EngineClient,
     Outcome,
     bounded,
@@ -24,6 +26,11 @@ from tests.hostile import (
     texts,
     values,
 )
+
+
+@pytest.fixture
+def engine_config() -> dict[str, Any]:
+    return FUZZ_ENGINE_CONFIG
 
 
 def chat_messages() -> st.SearchStrategy[list[ChatMessage]]:
