@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import re
-import threading
 import time
 import uuid
 from collections.abc import (
@@ -52,10 +50,9 @@ from semantic_reuse.routes import SemanticRoutes
 from semantic_reuse.savings import Savings
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.streaming import ReuseStream
-from semantic_reuse.sync import SyncRunner
+from semantic_reuse.sync import SyncRunner, close_from_sync
 
 T = TypeVar("T")
-_HASH_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ReuseEngine:
@@ -93,7 +90,9 @@ class ReuseEngine:
         )
         self.savings = Savings(self.config.savings, metrics=self.metrics)
         self.pipeline = Pipeline(analyzer, self.savings)
-        self.maintenance = Maintenance(self.config, self.cache, self.routes, self.lifecycle)
+        self.maintenance = Maintenance(
+            self.config, self.cache, self.routes, self.lifecycle, self.metrics
+        )
         self._runner = SyncRunner()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # where it was first used
@@ -302,25 +301,7 @@ class ReuseEngine:
         at once, for every later request; it still answers its own question exactly. Both
         kinds are counted (``feedback_total{verdict}``). Returns False when no entry has
         that id (already gone, never stored) or the vector store could not be reached."""
-        if not isinstance(matched_id, str) or not matched_id:
-            raise InvalidRequestError(
-                f"matched_id must be a non-empty str, got {shown(matched_id)}"
-            )
-        if not isinstance(correct, bool):
-            raise InvalidTypeError(f"correct must be a bool, got {type(correct).__name__}")
-        self.metrics.inc("feedback_total", verdict="right" if correct else "wrong")
-        if correct:
-            return True
-        if not _HASH_ID.fullmatch(matched_id):
-            return False  # no entry has an id of another shape: the store is not asked
-        # The entry is in the store of the route that served it: the English one, or another
-        # route this process has built (a route never built served nothing here).
-        for route in self.routes.routes:
-            if (route is self.semantic or route.ready is not None) and await route.call(
-                lambda s: s.withdraw(matched_id)
-            ):
-                return True
-        return False
+        return await self.maintenance.feedback(matched_id, correct)
 
     async def clear(self, namespace: str) -> None:
         """Forget every answer of a namespace (tenant): its exact answers in every tier and
@@ -385,34 +366,8 @@ class ReuseEngine:
         `timeout_s` for background stores when the loop the engine ran on still runs in
         another thread; from a coroutine on that loop, `await aclose()` instead (here the
         close is only scheduled)."""
-        if self._closed:
-            return
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is loop:
-                self._closing = loop.create_task(self.aclose())
-                return
-            if not loop.is_closed():
-                future = asyncio.run_coroutine_threadsafe(self.aclose(), loop)
-                try:
-                    future.result(timeout_s)
-                except Exception as exc:
-                    logger.debug("closing the reuse engine failed: {!r}", exc)
-                return
-        # The loop is gone (or was never used): its tasks are gone with it; close the rest here.
-        runner = threading.Thread(target=self._close_on_a_new_loop, daemon=True)
-        runner.start()
-        runner.join(timeout_s)
-
-    def _close_on_a_new_loop(self) -> None:
-        try:
-            asyncio.run(self.aclose())
-        except Exception as exc:
-            logger.debug("closing the reuse engine failed: {!r}", exc)
+        if not self._closed:
+            self._closing = close_from_sync(self.aclose, self._loop, timeout_s)
 
     @property
     def closed(self) -> bool:

@@ -18,6 +18,7 @@ scope, so that a chat turn or a templated prompt keeps them) and, when present, 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,12 +37,14 @@ from semantic_reuse.errors import (
 from semantic_reuse.exact.lifecycle import LifecycleStore
 from semantic_reuse.exact.tiers import MultiLevelCacheManager
 from semantic_reuse.lifecycle import StorePolicy
+from semantic_reuse.metrics import Metrics
 from semantic_reuse.options import check_ttl, validate_tags
 from semantic_reuse.request import ReuseRequest, validate_namespace
 from semantic_reuse.routes import SemanticComponent, SemanticRoutes
 from semantic_reuse.semantic.search import SimilaritySearchHelper
 from semantic_reuse.semantic.store import ScopeFilter
 
+_HASH_ID = re.compile(r"[0-9a-f]{32}")  # the shape of every entry's id
 #: Records per load batch (one embedding batch and one upsert each).
 LOAD_BATCH = 64
 _OPTIONAL_ANSWER_FIELDS = ("token_ids", "usage", "metadata", "finish_reason")
@@ -65,11 +68,35 @@ class Maintenance:
         cache: MultiLevelCacheManager,
         routes: SemanticRoutes,
         lifecycle: LifecycleStore,
+        metrics: Metrics,
     ) -> None:
         self.config = config
         self.cache = cache
         self.routes = routes
         self.lifecycle = lifecycle
+        self.metrics = metrics
+
+    async def feedback(self, matched_id: str, correct: bool) -> bool:
+        """`ReuseEngine.feedback`: count the verdict; on a wrong one, withdraw the entry from
+        paraphrase reuse in the route that holds it (the primary one, or another this process
+        has built: a route never built served nothing here)."""
+        if not isinstance(matched_id, str) or not matched_id:
+            raise InvalidRequestError(
+                f"matched_id must be a non-empty str, got {shown(matched_id)}"
+            )
+        if not isinstance(correct, bool):
+            raise InvalidTypeError(f"correct must be a bool, got {type(correct).__name__}")
+        self.metrics.inc("feedback_total", verdict="right" if correct else "wrong")
+        if correct:
+            return True
+        if not _HASH_ID.fullmatch(matched_id):
+            return False  # no entry has an id of another shape: the store is not asked
+        for route in self.routes.routes:
+            if (route is self.routes.primary or route.ready is not None) and await route.call(
+                lambda s: s.withdraw(matched_id)
+            ):
+                return True
+        return False
 
     async def _every_route(self, call: Callable[[SimilaritySearchHelper], Any]) -> None:
         """`call(helper)` on every route's helper (built if need be: a folder may hold

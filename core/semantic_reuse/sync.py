@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from semantic_reuse._log import logger
 from semantic_reuse.errors import UsageError
 
 T = TypeVar("T")
@@ -53,3 +54,42 @@ class SyncRunner:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
+
+
+def close_from_sync(
+    aclose: Callable[[], Coroutine[Any, Any, None]],
+    loop: asyncio.AbstractEventLoop | None,
+    timeout_s: float,
+) -> asyncio.Task[None] | None:
+    """Run `aclose()` from sync code (`AsyncLLM.shutdown`, `__del__`, atexit) for an object
+    whose resources live on `loop` (None: it was never used on one).
+
+    On `loop` itself (a coroutine on it called the sync close) the close is only scheduled:
+    the task is returned. From another thread while `loop` runs, it runs there and is waited
+    for up to `timeout_s`. When the loop is gone, its tasks went with it: the rest closes on
+    a new loop in a thread, waited for up to `timeout_s`."""
+    if loop is not None and loop.is_running():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return loop.create_task(aclose())
+        if not loop.is_closed():
+            future = asyncio.run_coroutine_threadsafe(aclose(), loop)
+            try:
+                future.result(timeout_s)
+            except Exception as exc:
+                logger.debug("closing failed: {!r}", exc)
+            return None
+
+    def close_on_a_new_loop() -> None:
+        try:
+            asyncio.run(aclose())
+        except Exception as exc:
+            logger.debug("closing failed: {!r}", exc)
+
+    closer = threading.Thread(target=close_on_a_new_loop, daemon=True)
+    closer.start()
+    closer.join(timeout_s)
+    return None
