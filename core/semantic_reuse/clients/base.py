@@ -150,8 +150,8 @@ class ReuseClient(abc.ABC):
         options: ReuseOptions | None = None, **option_kwargs: Any,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         """Text deltas, then one `Completion` (from any event loop). The reuse options come
-        as `options=` or as keywords (namespace, threshold, reuse, question, ttl_s, sliding,
-        tags: `ReuseOptions`)."""
+        as `options=` or as keywords (namespace, threshold or max_error_rate, reuse, question,
+        ttl_s, sliding, tags: `ReuseOptions`)."""
         return self.home().iterate(self._checked(prompt, params, options, option_kwargs))
 
     def stream_sync(

@@ -48,6 +48,8 @@ class RequestSlot:
     no_store: bool = False
     """``Cache-Control: no-store``: do not store this request's answer."""
     threshold: float | None = None
+    max_error_rate: float | None = None
+    """The error budget header's (exclusive with `threshold`: the middleware checked)."""
     ttl_s: float | None = None
     """The lifetime of the answer this request stores (the ttl header), seconds."""
     tags: tuple[str, ...] = ()
