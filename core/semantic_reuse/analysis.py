@@ -124,6 +124,7 @@ class Analyzer:
             and self.config.compound_strategy == "decompose"
             and len(request.semantic_text) <= QUESTION_MAX_CHARS  # not a document to parse
             and may_be_compound(request.semantic_text)  # else no splitter could cut it
+            and not request.structured  # tools or a format: a clause would lose them
         )
         split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
         try:

@@ -29,6 +29,9 @@ REUSE_KEYWORDS = (
     "reuse_tags",
 )  # fmt: skip
 _SAMPLING_KEYWORDS = ("max_tokens", "temperature", "top_p", "seed")
+#: Per-call keywords of tool use (`bind_tools`, `bind(response_format=...)`): sent to an
+#: endpoint backend, and part of the key and the fingerprint (`GenerationParams`).
+_TOOL_KEYWORDS = ("tools", "tool_choice", "response_format")
 
 
 class ReuseModelSettings(BaseModel):
@@ -133,6 +136,7 @@ class ReuseModelSettings(BaseModel):
         """The sampling parameters: the model's, then the call's."""
         values: dict[str, Any] = {k: getattr(self, k) for k in _SAMPLING_KEYWORDS}
         values.update({k: overrides[k] for k in _SAMPLING_KEYWORDS if k in overrides})
+        values.update({k: overrides[k] for k in _TOOL_KEYWORDS if k in overrides})
         words = stop if stop is not None else overrides.get("stop", self.stop)
         if words is not None and (isinstance(words, str) or not isinstance(words, Sequence)):
             raise InvalidTypeError(f"stop must be a list of strings, got {type(words).__name__}")
@@ -143,7 +147,10 @@ class ReuseModelSettings(BaseModel):
         reuse, threshold, max_error_rate, question, ttl_s, sliding, reuse_tags); `question`:
         one the framework found in the prompt. A call's threshold replaces the model's error
         budget and a call's budget its threshold (the two are exclusive)."""
-        unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
+        unknown = (
+            set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - set(_TOOL_KEYWORDS)
+            - {"stop", "model"}
+        )  # fmt: skip
         if unknown:
             raise InvalidTypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
         tags = validate_tags(kwargs.get("reuse_tags"), "reuse_tags")
