@@ -26,6 +26,14 @@ from tests.e2e.server.conftest import KEYS, MODEL, Served
 pytestmark = pytest.mark.slow
 
 QUESTION = "What is the weather in Paris today?"
+NO_EMPTY_ARGUMENTS = (
+    "with the call forced, SmolLM2-135M does not close an empty arguments object within "
+    "max_tokens (128): truncated JSON, an invalid tool call"
+)
+NO_OPTIONAL_FIELD = (
+    "with the call forced, SmolLM2-135M's arguments for a schema with an optional field did "
+    "not parse into the schema (None)"
+)
 NO_AUTO_CHOICE = (
     "SmolLM2-135M does not choose a tool on its own: the agent loop binds tools with "
     "tool_choice 'auto'; the model answers in text"
@@ -163,19 +171,17 @@ class TestChatSemanticReuseEndpoint(ChatModelIntegrationTests):
     def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
         return {"invoke": [], "stream": []}
 
-    # What SmolLM2-135M cannot do, even with the call forced (seen in this suite's runs):
+    # What SmolLM2-135M cannot do, even with the call forced (seen in this suite's runs);
+    # langchain-tests asks an overridden standard test to be an xfail with its reason.
 
-    @pytest.mark.skip(reason=NO_AUTO_CHOICE)
+    @pytest.mark.xfail(strict=False, reason=NO_AUTO_CHOICE)
     def test_agent_loop(self, model: BaseChatModel) -> None:
         super().test_agent_loop(model)
 
-    @pytest.mark.skip(reason="with the call forced, SmolLM2-135M does not close an empty "
-                      "arguments object within max_tokens (128): truncated JSON, an invalid "
-                      "tool call")  # fmt: skip
+    @pytest.mark.xfail(strict=False, reason=NO_EMPTY_ARGUMENTS)
     def test_tool_calling_with_no_arguments(self, model: BaseChatModel) -> None:
         super().test_tool_calling_with_no_arguments(model)
 
-    @pytest.mark.skip(reason="with the call forced, SmolLM2-135M's arguments for a schema with "
-                      "an optional field did not parse into the schema (None)")  # fmt: skip
+    @pytest.mark.xfail(strict=False, reason=NO_OPTIONAL_FIELD)
     def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
         super().test_structured_output_optional_param(model)
