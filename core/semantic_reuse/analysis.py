@@ -95,8 +95,14 @@ class Analyzer:
         return None
 
     async def analyze(
-        self, request: ReuseRequest, threshold: float | None, reuse: bool
+        self,
+        request: ReuseRequest,
+        threshold: float | None,
+        reuse: bool,
+        max_error_rate: float | None = None,
     ) -> ReuseDecision:
+        """`threshold` and `max_error_rate`: this request's rule (`ReuseOptions`), for the
+        whole prompt and its clauses alike."""
         start = time.perf_counter()
         state = await self.lifecycle.state(request.namespace)
         admit = Admission(state, time.time())
@@ -118,13 +124,19 @@ class Analyzer:
             and self.config.compound_strategy == "decompose"
             and len(request.semantic_text) <= QUESTION_MAX_CHARS  # not a document to parse
             and may_be_compound(request.semantic_text)  # else no splitter could cut it
+            and not request.structured  # tools or a format: a clause would lose them
         )
         split = asyncio.ensure_future(self.split(request.semantic_text)) if want_clauses else None
         try:
             route = self.routes.for_text(request.semantic_text)
             found = await route.call(
                 lambda s: s.search_many(
-                    [request.semantic_text], top_k, threshold, scope=scope, admit=admit
+                    [request.semantic_text],
+                    top_k,
+                    threshold,
+                    scope=scope,
+                    admit=admit,
+                    max_error_rate=max_error_rate,
                 )
             )
             # The durable record of this very request, when there is one, is among the
@@ -151,13 +163,15 @@ class Analyzer:
             if plan.answer is not None:
                 return self._finish(plan, start)
         if len(clauses) >= 2:
-            await self._analyze_clauses(plan, clauses, threshold, scope, admit)
+            await self._analyze_clauses(plan, clauses, (threshold, max_error_rate), scope, admit)
         return self._finish(plan, start)
 
     async def _analyze_clauses(
-        self, plan: Plan, clauses: list[str], threshold: float | None, scope: ScopeFilter,
-        admit: Admission,
+        self, plan: Plan, clauses: list[str], rule: tuple[float | None, float | None],
+        scope: ScopeFilter, admit: Admission,
     ) -> None:  # fmt: skip
+        """`rule`: the request's (threshold, max_error_rate)."""
+        threshold, max_error_rate = rule
         subs = [plan.request.with_text(c) for c in clauses]
         exacts = await asyncio.gather(*(self.exact(s, admit) for s in subs))
         plan.set_clauses(subs, exacts)
@@ -170,7 +184,9 @@ class Analyzer:
         async def search(route: SemanticComponent, which: list[int]) -> None:
             part = [texts[j] for j in which]
             found = await route.call(
-                lambda s: s.search_many(part, top_k, threshold, scope=scope, admit=admit)
+                lambda s: s.search_many(
+                    part, top_k, threshold, scope=scope, admit=admit, max_error_rate=max_error_rate
+                )
             )
             for j, result in zip(which, found or [], strict=False):
                 plan.set_clause_search(todo[j], result)

@@ -29,6 +29,20 @@ _MAX_INT_BITS = 10_000
 _PATH = "_reuse_path"
 E = TypeVar("E", bound=Exception)
 
+#: Request fields that make an answer depend on more than its text (tools, a tool choice, an
+#: output format): with any of them set, a request is never split into clauses (a clause
+#: would be generated without them).
+STRUCTURED_FIELDS = frozenset(
+    {"tools", "tool_choice", "functions", "function_call", "response_format",
+     "structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}
+)  # fmt: skip
+
+
+def structured(fields: Mapping[str, object]) -> bool:
+    """Whether `fields` (a request body, answer-shaping params) set one of `STRUCTURED_FIELDS`."""
+    return any(fields.get(name) not in (None, [], {}) for name in STRUCTURED_FIELDS)
+
+
 # Sampling fields that never change which answer is right for a prompt: how the
 # output is delivered or scheduled, not what it says (vLLM's SamplingParams names).
 # Everything else, unknown fields included, shapes the answer.

@@ -394,6 +394,7 @@ class ServerConfig(_Section):
     )
     namespace_header: str = Field(default="x-semantic-reuse-namespace", pattern=_HEADER)
     threshold_header: str = Field(default="x-semantic-reuse-threshold", pattern=_HEADER)
+    max_error_rate_header: str = Field(default="x-semantic-reuse-max-error-rate", pattern=_HEADER)
     ttl_header: str = Field(default="x-semantic-reuse-ttl", pattern=_HEADER)
     tags_header: str = Field(default="x-semantic-reuse-tags", pattern=_HEADER)
     info_header: str = Field(default="x-semantic-reuse", pattern=_HEADER)

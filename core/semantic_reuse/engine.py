@@ -188,7 +188,7 @@ class ReuseEngine:
         opts = ReuseOptions.of(options, **option_kwargs)
         self._bind_loop()
         return await self.pipeline.analyzer.analyze(
-            self.request(prompt, opts), opts.threshold, opts.reuse
+            self.request(prompt, opts), opts.threshold, opts.reuse, opts.max_error_rate
         )
 
     async def lookup(

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from semantic_reuse.config import LimitsConfig
 
 _FIELDS = (
-    "namespace", "model", "params", "threshold", "reuse", "question", "ttl_s", "sliding", "tags",
+    "namespace", "model", "params", "threshold", "max_error_rate", "reuse", "question", "ttl_s",
+    "sliding", "tags",
 )  # fmt: skip
 #: Bounds of the tags one answer carries.
 MAX_TAGS = 64
@@ -35,6 +36,18 @@ def check_threshold(value: object, name: str = "threshold") -> None:
         raise InvalidTypeError(f"{name} must be a float in [0, 1], got {type(value).__name__}")
     if not 0.0 <= value <= 1.0:
         raise InvalidRequestError(f"{name} must be in [0, 1], got {shown(value)}")
+
+
+def check_error_rate(value: object, name: str = "max_error_rate") -> float | None:
+    """None, or an error budget: a float in (0, 1) (the range of `semantic.max_error_rate`);
+    else TypeError/ValueError naming `name`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTypeError(f"{name} must be a float in (0, 1), got {type(value).__name__}")
+    if not 0.0 < value < 1.0:  # NaN fails too
+        raise InvalidRequestError(f"{name} must be in (0, 1), got {shown(value)}")
+    return float(value)
 
 
 def check_ttl(value: object, name: str = "ttl_s") -> float | None:
@@ -80,7 +93,13 @@ class ReuseOptions:
             the served model; clients: endpoint + model; a `CallableBackend`: its function),
             else the engine's `cache.default_model` (see docs/architecture.md, "Model scope").
         params: answer-shaping parameters (a dict, vLLM `SamplingParams`, a dataclass...).
-        threshold: this request's similarity threshold in [0, 1]; None: the configured one.
+        threshold: this request's similarity threshold in [0, 1] (the expert's cosine rule:
+            no verifier); None: the configured rule.
+        max_error_rate: this request's error budget, in (0, 1): the share of wrong answers
+            accepted among served paraphrase hits, turned into the verifier's probability
+            threshold by its calibration (whole prompt and clauses); None: the configured
+            `semantic.max_error_rate`. No effect without a verifier. Exclusive with
+            `threshold`, which selects the cosine rule instead of the verifier.
         reuse: False: no semantic or clause reuse for this request (an exact hit still counts).
         question: the question inside a templated prompt: only it is compared by meaning and
             the text around it (retrieved context) must be equal for an answer to transfer.
@@ -96,6 +115,7 @@ class ReuseOptions:
     model: str | None = None
     params: object = None
     threshold: float | None = None
+    max_error_rate: float | None = None
     reuse: bool = True
     question: str | None = None
     ttl_s: float | None = None
@@ -109,6 +129,12 @@ class ReuseOptions:
                 f"model must be a non-empty str or None, got {shown(self.model)}"
             )
         check_threshold(self.threshold)
+        object.__setattr__(self, "max_error_rate", check_error_rate(self.max_error_rate))
+        if self.threshold is not None and self.max_error_rate is not None:
+            raise InvalidRequestError(
+                "threshold and max_error_rate are exclusive: a threshold selects the cosine "
+                "rule, an error budget the verifier's"
+            )
         if not isinstance(self.reuse, bool):
             raise InvalidTypeError(f"reuse must be a bool, got {type(self.reuse).__name__}")
         if self.question is not None and (

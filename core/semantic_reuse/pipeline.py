@@ -123,7 +123,9 @@ class Pipeline:
         analysed, that answer (an exact hit on tier "inflight")."""
         start = time.perf_counter()
         while True:
-            decision = await self.analyzer.analyze(request, options.threshold, options.reuse)
+            decision = await self.analyzer.analyze(
+                request, options.threshold, options.reuse, options.max_error_rate
+            )
             plan = decision.plan
             sliding = self.config.lifecycle.sliding if options.sliding is None else options.sliding
             plan.store_as = StorePolicy(

@@ -178,12 +178,14 @@ class Plan:
 #: Finish reasons of answers worth keeping: a natural stop, or the token limit the request set
 #: (the same request asks for the same limit). Aborted, failed, filtered answers and tool calls
 #: are never stored.
-STORABLE_FINISH_REASONS = frozenset({"stop", "length"})
+STORABLE_FINISH_REASONS = frozenset({"stop", "length", "tool_calls"})
 
 
 def storable(answer: CachedAnswer) -> bool:
-    """Only complete answers are stored (see `STORABLE_FINISH_REASONS`), and never empty ones."""
-    return bool(answer.text.strip()) and answer.finish_reason in STORABLE_FINISH_REASONS
+    """Only complete answers are stored (see `STORABLE_FINISH_REASONS`), and never empty ones
+    (an answer that is only tool calls, in its metadata, is not empty)."""
+    filled = bool(answer.text.strip()) or bool(answer.metadata.get("tool_calls"))
+    return filled and answer.finish_reason in STORABLE_FINISH_REASONS
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from semantic_reuse.canonical import NON_SHAPING_PARAMS as NON_SHAPING_PARAMS  #
 from semantic_reuse.canonical import JSONValue as JSONValue
 from semantic_reuse.canonical import answer_shaping_params as answer_shaping_params
 from semantic_reuse.canonical import canonical as canonical
-from semantic_reuse.canonical import canonical_argument, check_text, data_chars
+from semantic_reuse.canonical import canonical_argument, check_text, data_chars, structured
 from semantic_reuse.canonical import public_fields as public_fields
 from semantic_reuse.errors import InvalidRequestError, InvalidTypeError, shown
 
@@ -215,6 +215,12 @@ class ReuseRequest:
     def params_chars(self) -> int:
         """The size of the answer-shaping parameters as the limits count it."""
         return data_chars(self._params)
+
+    @property
+    def structured(self) -> bool:
+        """Whether tools, a tool choice or an output format are among its params: such a
+        request is never split into clauses (a clause would be generated without them)."""
+        return structured(self._params)
 
     @property
     def answer_params(self) -> dict[str, JSONValue]:

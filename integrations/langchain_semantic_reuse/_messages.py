@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from semantic_reuse.spi import InvalidRequestError, InvalidTypeError
 
@@ -14,7 +15,9 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 
 def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """LangChain messages as role/content dicts (text only: a small local model reads
-    nothing else; other content parts raise ValueError)."""
+    nothing else; other content parts raise ValueError). An AI message's tool calls and a
+    tool message's call id are kept, in the Chat Completions API's shape: they are part of
+    the conversation an answer depends on."""
     chat: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, BaseMessage):
@@ -26,6 +29,17 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         data: dict[str, Any] = {"role": role, "content": _text(message)}
         if message.name:
             data["name"] = message.name
+        if isinstance(message, AIMessage) and message.tool_calls:
+            data["tool_calls"] = [
+                {
+                    "id": call.get("id") or "",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                }
+                for call in message.tool_calls
+            ]
+        if isinstance(message, ToolMessage):
+            data["tool_call_id"] = message.tool_call_id
         chat.append(data)
     return chat
 

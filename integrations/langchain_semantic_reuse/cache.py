@@ -38,7 +38,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 from loguru import logger
 
-from semantic_reuse import CachedAnswer, HandlerConfig, ReuseEngine, ReuseRequest
+from semantic_reuse import CachedAnswer, HandlerConfig, ReuseEngine, ReuseOptions, ReuseRequest
 from semantic_reuse.spi import (
     DEFAULT_NAMESPACE,
     AnswerTooLargeError,
@@ -47,7 +47,6 @@ from semantic_reuse.spi import (
     InvalidTypeError,
     JSONValue,
     answer_shaping_params,
-    check_threshold,
     check_ttl,
     validate_namespace,
     validate_tags,
@@ -114,7 +113,11 @@ class SemanticReuseCache(BaseCache):
         config: builds an engine with the embedded defaults when `engine` is not given.
         namespace: the tenant whose answers this cache reads and writes (LangChain's cache
             calls carry none; `clear(namespace=...)` takes one per call).
-        threshold: a similarity threshold for every lookup in [0, 1]; None: the engine's.
+        threshold: a similarity threshold for every lookup in [0, 1] (the cosine rule, no
+            verifier); None: the engine's rule.
+        max_error_rate: the error budget of every lookup in (0, 1): the share of wrong
+            answers accepted among served paraphrase hits; None: the engine's
+            `semantic.max_error_rate`. Exclusive with `threshold`.
         ttl_s: how long the answers this cache stores may be served, in seconds; None: the
             tiers' own lifetimes.
         sliding: True: `ttl_s` restarts at every use of an answer; None: the engine's
@@ -131,6 +134,7 @@ class SemanticReuseCache(BaseCache):
         config: HandlerConfig | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         threshold: float | None = None,
+        max_error_rate: float | None = None,
         ttl_s: float | None = None,
         sliding: bool | None = None,
         tags: Sequence[str] = (),
@@ -139,11 +143,12 @@ class SemanticReuseCache(BaseCache):
             raise ConfigurationError("give either engine or config, not both")
         if engine is not None and not isinstance(engine, ReuseEngine):
             raise InvalidTypeError(f"engine must be a ReuseEngine, got {type(engine).__name__}")
-        check_threshold(threshold, "threshold")
+        ReuseOptions(threshold=threshold, max_error_rate=max_error_rate)  # both checked
         if sliding is not None and not isinstance(sliding, bool):
             raise InvalidTypeError(f"sliding must be a bool or None, got {sliding!r}")
         self.namespace = validate_namespace(namespace)
         self.threshold = threshold
+        self.max_error_rate = max_error_rate
         self.ttl_s = check_ttl(ttl_s)
         self.sliding = sliding
         self.tags = validate_tags(tags)
@@ -151,13 +156,20 @@ class SemanticReuseCache(BaseCache):
         self.engine = engine if engine is not None else ReuseEngine.from_config(config)
 
     def with_options(self, **options: Any) -> SemanticReuseCache:
-        """A cache over the same engine with some of `namespace`, `threshold`, `ttl_s`,
-        `sliding` and `tags` changed (closing it leaves the engine to this one's owner)."""
-        unknown = set(options) - {"namespace", "threshold", "ttl_s", "sliding", "tags"}
+        """A cache over the same engine with some of `namespace`, `threshold`,
+        `max_error_rate`, `ttl_s`, `sliding` and `tags` changed (closing it leaves the engine
+        to this one's owner). A new threshold drops the budget and a new budget the threshold
+        (they are exclusive)."""
+        unknown = set(options) - {
+            "namespace", "threshold", "max_error_rate", "ttl_s", "sliding", "tags",
+        }  # fmt: skip
         if unknown:
             raise InvalidTypeError(f"unexpected options: {', '.join(sorted(unknown))}")
         current = {"namespace": self.namespace, "threshold": self.threshold,
-                   "ttl_s": self.ttl_s, "sliding": self.sliding, "tags": self.tags}  # fmt: skip
+                   "max_error_rate": self.max_error_rate, "ttl_s": self.ttl_s,
+                   "sliding": self.sliding, "tags": self.tags}  # fmt: skip
+        if "threshold" in options or "max_error_rate" in options:
+            current["threshold"] = current["max_error_rate"] = None
         return SemanticReuseCache(self.engine, **{**current, **options})
 
     # -- async: the logic -------------------------------------------------------------------
@@ -174,6 +186,7 @@ class SemanticReuseCache(BaseCache):
                 model=scope.model,
                 params=scope.params,
                 threshold=self.threshold,
+                max_error_rate=self.max_error_rate,
                 reuse=scope.reuse,
             )
         except InvalidRequestError as exc:  # a prompt the engine refuses: the model decides

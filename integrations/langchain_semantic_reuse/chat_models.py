@@ -7,18 +7,29 @@
 Unlike a LangChain cache (which `.stream()` never consults), reuse here covers `invoke`,
 `batch`, `stream` and their async twins. Each answer's `response_metadata["reuse"]` says
 what was reused (`ReuseInfo.to_dict()`); `usage_metadata` counts the answer's tokens.
+
+`bind_tools` (and `with_structured_output`, built on it) sends the tools and the tool choice
+to an endpoint backend (`base_url`); they are part of the exact key and the fingerprint, so
+a tool call is reused only by a request with the same tools and tool choice, and the
+`AIMessage` carries `tool_calls` whether they were generated or reused.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models.base import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_semantic_reuse._messages import to_chat
 from semantic_reuse import Completion, GenerationParams, ReuseOptions
@@ -49,6 +60,24 @@ class ChatSemanticReuse(ReuseModelSettings, BaseChatModel):
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return ls_params(self, "chat", stop, kwargs)
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """This model with `tools` (OpenAI tool schemas, pydantic models, functions or
+        LangChain tools) sent with every call. `tool_choice`: ``"auto"``, ``"none"``,
+        ``"any"``/``"required"``/True (call one of them), a tool's name (call that one) or
+        the API's dict. Needs an endpoint backend (`base_url`) whose server calls tools
+        (vLLM: ``--enable-auto-tool-choice --tool-call-parser ...``; a named choice or
+        ``"required"`` works with any model, vLLM constrains the output to a call)."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        if tool_choice is not None and tool_choice is not False:
+            kwargs["tool_choice"] = openai_tool_choice(tool_choice)
+        return super().bind(tools=formatted, **kwargs)
 
     # -- one call ------------------------------------------------------------------------
 
@@ -146,9 +175,43 @@ def response_metadata(completion: Completion) -> dict[str, Any]:
     }
 
 
+def openai_tool_choice(choice: str | dict[str, Any] | bool) -> str | dict[str, Any]:
+    """LangChain's tool choice as the Chat Completions API's."""
+    if choice is True or choice in ("any", "required"):
+        return "required"
+    if choice in ("auto", "none"):
+        return str(choice)
+    if isinstance(choice, str) and choice:
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, dict):
+        return choice
+    raise TypeError(f"tool_choice must be a str, a dict or a bool, got {choice!r}")
+
+
+def _tool_calls(calls: Sequence[Mapping[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """(tool_calls, invalid_tool_calls) of an `AIMessage`, from the API's calls."""
+    valid, invalid = [], []
+    for call in calls:
+        raw = {"id": call.get("id"), "function": dict(call.get("function") or {})}
+        try:
+            parsed = parse_tool_call(raw, return_id=True)
+        except Exception as exc:  # arguments that are not JSON: LangChain's invalid call
+            invalid.append(make_invalid_tool_call(raw, str(exc)))
+            continue
+        if parsed is not None and not isinstance(parsed.get("args"), dict):
+            # JSON that is not an object (a model's bare "Paris"): not a call's arguments
+            invalid.append(make_invalid_tool_call(raw, "the arguments are not a JSON object"))
+        elif parsed is not None:
+            valid.append(parsed)
+    return valid, invalid
+
+
 def _result(completion: Completion) -> ChatResult:
+    calls, invalid = _tool_calls(completion.tool_calls)
     message = AIMessage(
         content=completion.text,
+        tool_calls=calls,
+        invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(completion),
         response_metadata=response_metadata(completion),
     )
@@ -161,9 +224,19 @@ def _result(completion: Completion) -> ChatResult:
 def _chunk(item: str | Completion) -> ChatGenerationChunk:
     if isinstance(item, str):
         return ChatGenerationChunk(message=AIMessageChunk(content=item))
-    # The final chunk: no text, the usage and the metadata, once.
+    # The final chunk: no text, the tool calls, the usage and the metadata, once.
+    chunks = [
+        tool_call_chunk(
+            name=(call.get("function") or {}).get("name"),
+            args=(call.get("function") or {}).get("arguments"),
+            id=call.get("id"),
+            index=i,
+        )
+        for i, call in enumerate(item.tool_calls)
+    ]
     message = AIMessageChunk(
         content="",
+        tool_call_chunks=chunks,
         usage_metadata=usage_metadata(item),
         response_metadata=response_metadata(item),
         chunk_position="last",

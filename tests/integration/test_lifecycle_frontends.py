@@ -1,5 +1,6 @@
-"""Per-request lifecycle options through every frontend but vLLM's (tests/e2e/vllm has that
-one): LangChain's chat model, string LLM and cache, LlamaIndex's LLM, and a `ReuseClient`.
+"""Per-request lifecycle options and the error budget through every frontend but vLLM's
+(tests/e2e/vllm and tests/e2e/server have that one): LangChain's chat model, string LLM and
+cache, LlamaIndex's LLM, and a `ReuseClient`.
 The model classes run on a `ReuseClient` over a real engine (MiniLM, Qdrant Edge) whose
 model is a counting backend: the classes build their options exactly as over vLLM."""
 
@@ -155,3 +156,74 @@ async def test_the_langchain_cache_stores_with_its_lifecycle(engine: ReuseEngine
         ChatSemanticReuse(client=EngineClient(engine, Counting()), sliding="maybe")
     with pytest.raises(ValueError, match="ttl_s"):
         LlamaLLM(client=EngineClient(engine, Counting()), ttl_s=0)
+
+
+# A paraphrase the bundled English verifier scores ~0.8: served at the default budget (0.2),
+# refused at 0.05 (tests/integration/semantic/test_verifier.py).
+STORED, ASKED = "Which city is the capital of France?", "What is the capital of France?"
+
+
+@pytest.mark.parametrize("frontend", ["langchain-chat", "langchain-llm", "llamaindex", "client"])
+async def test_error_budget_per_model_and_per_call(engine: ReuseEngine, frontend: str) -> None:
+    backend = Counting()
+    client = EngineClient(engine, backend)
+
+    async def ask(question: str, model_budget: float | None = None, **call: Any) -> str:
+        settings: dict[str, Any] = {"client": client, "max_error_rate": model_budget}
+        if frontend == "langchain-chat":
+            return str((await ChatSemanticReuse(**settings).ainvoke(question, **call)).content)
+        if frontend == "langchain-llm":
+            return await LangChainLLM(**settings).ainvoke(question, **call)
+        if frontend == "llamaindex":
+            return (await LlamaLLM(**settings).acomplete(question, **call)).text
+        budget = call.pop("max_error_rate", model_budget)
+        options = ReuseOptions(max_error_rate=budget, **call)
+        return (await client.acomplete(question, options=options)).text
+
+    async def seeded(namespace: str) -> str:
+        stored = await ask(STORED, namespace=namespace)
+        await engine.flush()
+        return stored
+
+    # The model's budget: tight refuses the paraphrase (generated), the default serves it.
+    await seeded("tight")
+    assert await ask(ASKED, 0.05, namespace="tight") == "answer #2"
+    assert client.options[-1].max_error_rate == 0.05
+    loose = await seeded("default")
+    assert await ask(ASKED, namespace="default") == loose
+    assert client.options[-1].max_error_rate is None
+    # The call's budget replaces the model's; a call's threshold replaces the model's budget.
+    loose = await seeded("per-call")
+    assert await ask(ASKED, 0.05, namespace="per-call", max_error_rate=0.2) == loose
+    if frontend != "client":
+        # the cosine rule (cosine ~0.94 >= 0.9) serves what the tight budget refused
+        assert await ask(ASKED, 0.05, namespace="per-call", threshold=0.9) == loose
+        assert (client.options[-1].threshold, client.options[-1].max_error_rate) == (0.9, None)
+    assert backend.calls == 4  # three seeds and the tight budget's refusal
+    for bad in (0, 1.0, "low"):
+        with pytest.raises((TypeError, ValueError), match="max_error_rate"):
+            await ask(ASKED, namespace="x", max_error_rate=bad)
+    if frontend != "client":
+        with pytest.raises((TypeError, ValueError), match="max_error_rate"):
+            await ask(ASKED, 1.5)
+        with pytest.raises((TypeError, ValueError), match="exclusive"):
+            ChatSemanticReuse(client=client, threshold=0.9, max_error_rate=0.1)
+
+
+async def test_the_langchain_cache_takes_an_error_budget(engine: ReuseEngine) -> None:
+    llm_string = str(sorted({"_type": "scripted", "model_name": MODEL}.items()))
+    cache = SemanticReuseCache(engine)
+    await cache.aupdate(STORED, llm_string, [Generation(text="Paris.")])
+    await engine.flush()
+    tight = SemanticReuseCache(engine, max_error_rate=0.05)
+    assert await tight.alookup(ASKED, llm_string) is None
+    hit = await cache.alookup(ASKED, llm_string)
+    assert hit is not None
+    assert hit[0].text == "Paris."
+    assert await cache.with_options(max_error_rate=0.05).alookup(ASKED, llm_string) is None
+    loosened = tight.with_options(threshold=0.9)  # a threshold replaces the budget
+    assert (loosened.threshold, loosened.max_error_rate) == (0.9, None)
+    with pytest.raises(ValueError, match="max_error_rate"):
+        SemanticReuseCache(engine, max_error_rate=1.0)
+    with pytest.raises(ValueError, match="exclusive"):
+        SemanticReuseCache(engine, threshold=0.9, max_error_rate=0.1)

@@ -26,13 +26,21 @@ from semantic_reuse.request import validate_namespace
 
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
-    """The sampling parameters a framework model passes on (None: the backend's default)."""
+    """The sampling parameters a framework model passes on (None: the backend's default).
+
+    `tools`, `tool_choice` and `response_format` are the Chat Completions API's (an endpoint
+    backend sends them on; the in-process engine refuses them). Like every field here they
+    shape the answer, so they join the exact key and the fingerprint: a tool call is never
+    replayed to a request with other tools or another tool choice."""
 
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    response_format: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _check_number("max_tokens", self.max_tokens, integer=True, low=1)
@@ -47,6 +55,27 @@ class GenerationParams:
         ):
             raise InvalidTypeError("stop must be a sequence of non-empty strings")
         object.__setattr__(self, "stop", tuple(check_text(s, "stop") for s in stop))
+        if self.tools is not None:
+            tools = self.tools
+            if isinstance(tools, (str, Mapping)) or not isinstance(tools, Sequence):
+                raise InvalidTypeError(f"tools must be a list of dicts, got {type(tools).__name__}")
+            if not all(isinstance(t, Mapping) for t in tools):
+                raise InvalidTypeError("tools must be a list of dicts (OpenAI tool schemas)")
+            object.__setattr__(self, "tools", tuple(tools) or None)
+        choice = self.tool_choice
+        if choice is not None and not isinstance(choice, (str, Mapping)):
+            raise InvalidTypeError(
+                f"tool_choice must be a str or a dict, got {type(choice).__name__}"
+            )
+        if self.response_format is not None and not isinstance(self.response_format, Mapping):
+            raise InvalidTypeError(
+                f"response_format must be a dict, got {type(self.response_format).__name__}"
+            )
+
+    @property
+    def structured(self) -> bool:
+        """Whether tools, a tool choice or an output format shape the answer."""
+        return bool(self.tools or self.tool_choice or self.response_format)
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters that are set (they shape the answer, so they scope reuse)."""
@@ -58,6 +87,10 @@ class GenerationParams:
         }
         if self.stop:
             data["stop"] = list(self.stop)
+        if self.tools:
+            data["tools"] = [dict(t) for t in self.tools]
+        data["tool_choice"] = self.tool_choice
+        data["response_format"] = self.response_format
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -93,6 +126,9 @@ class Completion:
     completion_tokens: int = 0
     finish_reason: str | None = "stop"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    """The tool calls of the answer, generated or reused, as the Chat Completions API gives
+    them (``{"id", "type": "function", "function": {"name", "arguments"}}``)."""
 
     @property
     def usage(self) -> dict[str, int]:
@@ -150,8 +186,8 @@ class ReuseClient(abc.ABC):
         options: ReuseOptions | None = None, **option_kwargs: Any,
     ) -> AsyncIterator[str | Completion]:  # fmt: skip
         """Text deltas, then one `Completion` (from any event loop). The reuse options come
-        as `options=` or as keywords (namespace, threshold, reuse, question, ttl_s, sliding,
-        tags: `ReuseOptions`)."""
+        as `options=` or as keywords (namespace, threshold or max_error_rate, reuse, question,
+        ttl_s, sliding, tags: `ReuseOptions`)."""
         return self.home().iterate(self._checked(prompt, params, options, option_kwargs))
 
     def stream_sync(

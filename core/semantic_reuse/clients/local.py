@@ -19,7 +19,7 @@ from semantic_reuse.clients.base import Completion, GenerationParams, ReuseClien
 from semantic_reuse.clients.loop import HomeLoop
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
-from semantic_reuse.errors import ConfigurationError, InvalidTypeError
+from semantic_reuse.errors import ConfigurationError, InvalidRequestError, InvalidTypeError
 from semantic_reuse.options import ReuseOptions
 from semantic_reuse.outcome import ReuseInfo, ReuseKind
 from semantic_reuse.vllm.model import DEFAULT_MAX_MODEL_LEN
@@ -116,6 +116,12 @@ class VLLMClient(ReuseClient):
 
         from semantic_reuse.vllm.engine import reuse_info
 
+        if params.structured:
+            raise InvalidRequestError(
+                "tools, tool_choice and response_format need an OpenAI-compatible endpoint "
+                "backend (base_url=..., e.g. `semantic-reuse serve`); the in-process engine "
+                "takes text and chat prompts only"
+            )
         llm = await self.engine()
         sampling = SamplingParams(
             max_tokens=params.max_tokens,

@@ -14,7 +14,7 @@ from semantic_reuse.clients.factory import build_client
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.engine import ReuseEngine
 from semantic_reuse.errors import InvalidTypeError
-from semantic_reuse.options import ReuseOptions, check_threshold, check_ttl, validate_tags
+from semantic_reuse.options import ReuseOptions, check_ttl, validate_tags
 from semantic_reuse.redaction import redact_url
 from semantic_reuse.request import DEFAULT_NAMESPACE, validate_namespace
 from semantic_reuse.vllm.model import MODEL_NAME
@@ -24,8 +24,14 @@ API_KEY_ENV = "SEMANTIC_REUSE_API_KEY"
 
 #: Per-call keywords (`invoke(..., namespace=...)`, `.bind(...)`) besides sampling parameters.
 #: Tags are `reuse_tags`: LangChain's `tags` are its callbacks' (tracing) tags.
-REUSE_KEYWORDS = ("namespace", "reuse", "threshold", "question", "ttl_s", "sliding", "reuse_tags")
+REUSE_KEYWORDS = (
+    "namespace", "reuse", "threshold", "max_error_rate", "question", "ttl_s", "sliding",
+    "reuse_tags",
+)  # fmt: skip
 _SAMPLING_KEYWORDS = ("max_tokens", "temperature", "top_p", "seed")
+#: Per-call keywords of tool use (`bind_tools`, `bind(response_format=...)`): sent to an
+#: endpoint backend, and part of the key and the fingerprint (`GenerationParams`).
+_TOOL_KEYWORDS = ("tools", "tool_choice", "response_format")
 
 
 class ReuseModelSettings(BaseModel):
@@ -59,7 +65,12 @@ class ReuseModelSettings(BaseModel):
     namespace: str = DEFAULT_NAMESPACE
     """The tenant whose answers are read and written; `invoke(..., namespace=...)` per call."""
     threshold: float | None = None
-    """Similarity threshold in [0, 1] for paraphrase reuse; None: the engine's calibrated one."""
+    """Similarity threshold in [0, 1] for paraphrase reuse (the cosine rule, no verifier);
+    None: the engine's rule."""
+    max_error_rate: float | None = None
+    """The error budget of paraphrase reuse, in (0, 1): the share of wrong answers accepted
+    among served paraphrase hits (the verifier's calibration turns it into a bar; per call
+    too); None: the engine's `semantic.max_error_rate`. Exclusive with `threshold`."""
     reuse: bool = True
     """False: only exact repeats are reused (per call too)."""
     ttl_s: float | None = None
@@ -85,7 +96,7 @@ class ReuseModelSettings(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> ReuseModelSettings:
         self.namespace = validate_namespace(self.namespace)
-        check_threshold(self.threshold, "threshold")
+        ReuseOptions(threshold=self.threshold, max_error_rate=self.max_error_rate)  # both checked
         check_ttl(self.ttl_s)
         self.reuse_tags = list(validate_tags(self.reuse_tags, "reuse_tags")) or None
         self.sampling()  # raises ValueError/TypeError naming a bad sampling parameter
@@ -125,6 +136,7 @@ class ReuseModelSettings(BaseModel):
         """The sampling parameters: the model's, then the call's."""
         values: dict[str, Any] = {k: getattr(self, k) for k in _SAMPLING_KEYWORDS}
         values.update({k: overrides[k] for k in _SAMPLING_KEYWORDS if k in overrides})
+        values.update({k: overrides[k] for k in _TOOL_KEYWORDS if k in overrides})
         words = stop if stop is not None else overrides.get("stop", self.stop)
         if words is not None and (isinstance(words, str) or not isinstance(words, Sequence)):
             raise InvalidTypeError(f"stop must be a list of strings, got {type(words).__name__}")
@@ -132,16 +144,22 @@ class ReuseModelSettings(BaseModel):
 
     def call_options(self, kwargs: dict[str, Any], question: str | None = None) -> ReuseOptions:
         """The reuse options of one call: the model's, then the call's keywords (namespace,
-        reuse, threshold, question, ttl_s, sliding, reuse_tags); `question`: one the
-        framework found in the prompt."""
-        unknown = set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - {"stop", "model"}
+        reuse, threshold, max_error_rate, question, ttl_s, sliding, reuse_tags); `question`:
+        one the framework found in the prompt. A call's threshold replaces the model's error
+        budget and a call's budget its threshold (the two are exclusive)."""
+        unknown = (
+            set(kwargs) - set(REUSE_KEYWORDS) - set(_SAMPLING_KEYWORDS) - set(_TOOL_KEYWORDS)
+            - {"stop", "model"}
+        )  # fmt: skip
         if unknown:
             raise InvalidTypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
         tags = validate_tags(kwargs.get("reuse_tags"), "reuse_tags")
+        threshold, max_error_rate = _rule(kwargs, self.threshold, self.max_error_rate)
         return ReuseOptions(
             namespace=kwargs.get("namespace", self.namespace),
             reuse=kwargs.get("reuse", self.reuse),
-            threshold=kwargs.get("threshold", self.threshold),
+            threshold=threshold,
+            max_error_rate=max_error_rate,
             question=kwargs.get("question") or question,
             ttl_s=kwargs.get("ttl_s", self.ttl_s),
             sliding=kwargs.get("sliding", self.sliding),
@@ -158,6 +176,15 @@ class ReuseModelSettings(BaseModel):
         if self._built is not None:
             built, self._built = self._built, None
             await built.aclose()
+
+
+def _rule(
+    kwargs: dict[str, Any], threshold: float | None, max_error_rate: float | None
+) -> tuple[Any, Any]:
+    """The call's (threshold, budget), else the model's (see `call_options`)."""
+    if "threshold" in kwargs or "max_error_rate" in kwargs:
+        return kwargs.get("threshold"), kwargs.get("max_error_rate")
+    return threshold, max_error_rate
 
 
 def _secret_from_env(name: str) -> SecretStr | None:

@@ -51,6 +51,8 @@ class VerifierLike(Protocol):
 
     def best_probability(self, query: str, candidates: Sequence[tuple[str, float]]) -> float: ...
 
+    def threshold_for(self, max_error_rate: float | None) -> float: ...
+
 
 class Candidate(NamedTuple):
     """A cached prompt found by the vector search."""

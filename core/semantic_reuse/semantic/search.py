@@ -132,6 +132,20 @@ class SimilaritySearchHelper:
         (result,) = await self.search_many([prompt], top_k, similarity_threshold, scope=scope)
         return result
 
+    def policy_for(
+        self, similarity_threshold: float | None = None, max_error_rate: float | None = None
+    ) -> ReusePolicy:
+        """The rule of one call: a similarity threshold selects the expert's cosine rule; an
+        error budget, the verifier's probability threshold for it (no verifier: the policy
+        as it is, a budget needs a calibrated verifier); neither, the configured policy."""
+        if similarity_threshold is not None:
+            # A threshold given per call is the expert's: the cosine rule, not the verifier.
+            return replace(self.threshold_policy, threshold=similarity_threshold)
+        verifier = self.policy.verifier
+        if max_error_rate is None or verifier is None:
+            return self.policy
+        return replace(self.policy, min_probability=verifier.threshold_for(max_error_rate))
+
     async def search_many(
         self,
         prompts: Sequence[str],
@@ -141,12 +155,15 @@ class SimilaritySearchHelper:
         scope: ScopeFilter,
         vectors: Sequence[FloatVector] | None = None,
         admit: Admit | None = None,
+        max_error_rate: float | None = None,
     ) -> list[SimilaritySearchResult]:
         """`search_similar_questions_with_reuse_check` for several prompts: one embedding
         batch, one vector-store round trip. A prompt the embedder would truncate is not
         searched (decision reason ``too_long``). `admit` drops stored answers that may not
-        be served (retired, expired) before the policy sees the candidates."""
+        be served (retired, expired) before the policy sees the candidates.
+        `max_error_rate`: this call's error budget (see `policy_for`)."""
         check_threshold(similarity_threshold, "similarity_threshold")
+        policy = self.policy_for(similarity_threshold, max_error_rate)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidRequestError(f"top_k must be an int >= 1, got {top_k!r}")
         if vectors is None:
@@ -159,6 +176,7 @@ class SimilaritySearchHelper:
                         similarity_threshold,
                         scope=scope,
                         admit=admit,
+                        max_error_rate=max_error_rate,
                     )
                     if fitting
                     else []
@@ -170,10 +188,6 @@ class SimilaritySearchHelper:
                 ]
         if not prompts:
             return []
-        policy = self.policy
-        if similarity_threshold is not None:
-            # A threshold given per call is the expert's: the cosine rule, not the verifier.
-            policy = replace(self.threshold_policy, threshold=similarity_threshold)
         if vectors is None:
             vectors = await self.embed(prompts)
         # Rivals within the margin below the threshold matter to the decision: fetch them too.

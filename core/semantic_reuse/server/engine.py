@@ -7,10 +7,11 @@ turn is compared by meaning and the rest of the conversation is the fingerprint)
 completion prompt, the sampling parameters, and every answer-shaping body field (tools,
 tool_choice, response_format...). vLLM still generates the prompt it rendered.
 
-Per request: the tenant's namespace, the threshold header, ``Cache-Control: no-cache`` (no
-lookup, store the fresh answer) and ``no-store`` (no store). Requests reuse cannot answer
-faithfully are generated as they are: several choices (``n > 1``), log probabilities, beam
-search, batched completion prompts, multimodal or embedding inputs.
+Per request: the tenant's namespace, the threshold or error budget header,
+``Cache-Control: no-cache`` (no lookup, store the fresh answer) and ``no-store`` (no store).
+Requests reuse cannot answer faithfully are generated as they are: several choices
+(``n > 1``), log probabilities, beam search, batched completion prompts, multimodal or
+embedding inputs.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class ServedAsyncLLM(EnhancedAsyncLLM):
             request = self._reuse_request(slot, prompt, params, kwargs.get("lora_request"))
             opts = ReuseOptions(
                 namespace=slot.namespace, threshold=slot.threshold, ttl_s=slot.ttl_s,
-                tags=slot.tags,
+                tags=slot.tags, max_error_rate=slot.max_error_rate,
             )  # fmt: skip
             outputs = super().generate(
                 prompt, params, request_id, options=opts, reuse_request=request, **kwargs

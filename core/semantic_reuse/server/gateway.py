@@ -92,8 +92,9 @@ class Gateway:
             return await self._pass_through(request.url.path, slot)
         prompt, params = plan
         options = ReuseOptions(
-            namespace=slot.namespace, threshold=slot.threshold, ttl_s=slot.ttl_s, tags=slot.tags
-        )
+            namespace=slot.namespace, threshold=slot.threshold, ttl_s=slot.ttl_s, tags=slot.tags,
+            max_error_rate=slot.max_error_rate,
+        )  # fmt: skip
         if slot.no_store:
             hit = await self.context.run(self.engine.lookup(prompt, options=client.scoped(
                 options, params)))  # fmt: skip

@@ -3,8 +3,8 @@
 For every HTTP request: the caller's key and tenant (401 in the OpenAI error shape), the
 admin endpoints, and for ``POST /v1/chat/completions`` and ``/v1/completions``: the body,
 read once (413 past `server.max_body_bytes`, 400 when it is not a JSON object, 404 for a
-model the server does not serve), ``Cache-Control`` and the threshold header, all into a
-`RequestSlot` that the engine reads and fills. The response then carries the decision:
+model the server does not serve), ``Cache-Control``, the threshold or error budget header,
+all into a `RequestSlot` that the engine reads and fills. The response then carries the decision:
 a header (`server.info_header`: the kind, plus ``-tier`` and ``-similarity``) and a field
 of the JSON (`server.info_field`; in a stream, of the first chunk), which the `openai` SDK
 keeps in ``model_extra``. For a stream, ``http.response.start`` is held back until the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -85,8 +85,7 @@ class ReuseMiddleware:
             d.strip().lower() for d in headers.get("cache-control", "").split(",") if d.strip()
         }
         slot.no_cache, slot.no_store = "no-cache" in directives, "no-store" in directives
-        slot.threshold = _threshold(headers.get(context.config.threshold_header),
-                                    context.config.threshold_header)  # fmt: skip
+        slot.threshold, slot.max_error_rate = _rule(headers, context.config)
         slot.ttl_s, slot.tags = _lifecycle(headers, context.config)
         return slot, body  # handed on as the client sent it
 
@@ -95,16 +94,30 @@ async def _models(context: ServerContext) -> Collection[str]:
     return await context.models()
 
 
-def _threshold(value: str | None, header: str) -> float | None:
+def _rule(headers: Headers, config: ServerConfig) -> tuple[float | None, float | None]:
+    """The request's (threshold, error budget) from their headers; 400 naming a bad one, or
+    both (a threshold selects the cosine rule, a budget the verifier's)."""
+    threshold = _number(headers, config.threshold_header, lambda v: 0.0 <= v <= 1.0, "[0, 1]")
+    budget = _number(headers, config.max_error_rate_header, lambda v: 0.0 < v < 1.0, "(0, 1)")
+    if threshold is not None and budget is not None:
+        raise HTTPError(400, f"{config.threshold_header} and {config.max_error_rate_header} "
+                        "are exclusive: send one.", param=config.max_error_rate_header)  # fmt: skip
+    return threshold, budget
+
+
+def _number(
+    headers: Headers, header: str, within: Callable[[float], bool], bounds: str
+) -> float | None:
+    value = headers.get(header)
     if value is None:
         return None
     try:
-        threshold = float(value)
+        number = float(value)
     except ValueError:
-        threshold = math.nan
-    if not 0.0 <= threshold <= 1.0:
-        raise HTTPError(400, f"{header} must be a number in [0, 1].", param=header)
-    return threshold
+        number = math.nan
+    if math.isnan(number) or not within(number):
+        raise HTTPError(400, f"{header} must be a number in {bounds}.", param=header)
+    return number
 
 
 def _lifecycle(headers: Headers, config: ServerConfig) -> tuple[float | None, tuple[str, ...]]:

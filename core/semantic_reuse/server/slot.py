@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from semantic_reuse.canonical import structured
 from semantic_reuse.outcome import ReuseInfo, ReuseKind
 
 #: Body fields that only say how an answer is delivered or billed, never what it says: they
@@ -24,12 +25,6 @@ DELIVERY_FIELDS = frozenset(
      "priority", "metadata", "store", "service_tier", "cache_salt"}
 )  # fmt: skip
 
-#: Fields that make a request's answer depend on more than its text: with any of them set, a
-#: request is never split into clauses (a clause would be generated without them).
-STRUCTURED_FIELDS = frozenset(
-    {"tools", "tool_choice", "functions", "function_call", "response_format",
-     "structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}
-)  # fmt: skip
 
 CHAT = "chat"
 COMPLETIONS = "completions"
@@ -48,6 +43,8 @@ class RequestSlot:
     no_store: bool = False
     """``Cache-Control: no-store``: do not store this request's answer."""
     threshold: float | None = None
+    max_error_rate: float | None = None
+    """The error budget header's (exclusive with `threshold`: the middleware checked)."""
     ttl_s: float | None = None
     """The lifetime of the answer this request stores (the ttl header), seconds."""
     tags: tuple[str, ...] = ()
@@ -62,7 +59,7 @@ class RequestSlot:
 
     def structured(self) -> bool:
         """True when tools, a tool choice or an output format shape the answer."""
-        return any(self.body.get(name) not in (None, [], {}) for name in STRUCTURED_FIELDS)
+        return structured(self.body)
 
     def request_params(self) -> dict[str, Any]:
         """The body's answer-shaping fields (everything but the prompt and delivery)."""

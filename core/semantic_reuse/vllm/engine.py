@@ -128,9 +128,9 @@ class EnhancedAsyncLLM(AsyncLLM):
         **kwargs: Any,
     ) -> AsyncGenerator[RequestOutput, None]:
         """`AsyncLLM.generate` with reuse. The reuse options come as `options=` or as
-        keywords (`namespace`, `threshold`, `reuse`, `question`, and `ttl_s`, `sliding`,
-        `tags` for the answer stored; see `ReuseOptions`); the model scope is the served
-        model, the params are `sampling_params` (+ LoRA)."""
+        keywords (`namespace`, `threshold` or `max_error_rate`, `reuse`, `question`, and
+        `ttl_s`, `sliding`, `tags` for the answer stored; see `ReuseOptions`); the model
+        scope is the served model, the params are `sampling_params` (+ LoRA)."""
         reuse_kwargs, kwargs = split_options(kwargs)
         opts = ReuseOptions.of(options, **reuse_kwargs)
         request = reuse_request or self._generate_hash_id(

@@ -87,8 +87,10 @@ def served(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     command = [sys.executable, "-m", "semantic_reuse.tools.cli", "serve", str(model_path),
                "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(port),
                "--dtype", "bfloat16", "--enforce-eager", "--max-model-len", "2048",
-               # tool_choice "required" and named tools: vLLM constrains the output to a call
-               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]  # fmt: skip
+               # tool_choice "required" and named tools: vLLM constrains the output to a call,
+               # and ("parameter") its arguments to the tool's schema, as if each were strict
+               "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+               "--tool-strict-level", "parameter"]  # fmt: skip
     process = _start(command, env, tmp / "serve.log", url)
     yield Served(url, tmp / "serve.log")
     _stop(process)

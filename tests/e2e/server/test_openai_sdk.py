@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+import pytest
 
 from tests.e2e.server.conftest import KEYS, MODEL, Served
 
@@ -88,3 +89,32 @@ def test_completions_endpoint_reuses(served: Served, space: dict[str, str]) -> N
         kinds.append(raw.headers["x-semantic-reuse"])
         assert raw.parse().model_extra["semantic_reuse"]["kind"] == kinds[-1]
     assert kinds == ["miss", "exact"]
+
+
+# A paraphrase the bundled verifier scores ~0.75: served at the default budget (0.2), refused
+# at 0.05 (tests/integration/semantic/test_verifier.py).
+STORED, BORDERLINE = "Which city is the capital of France?", "What is the capital of France?"
+BUDGET = "x-semantic-reuse-max-error-rate"
+
+
+def test_error_budget_header_moves_the_verifier_bar(served: Served, space: dict[str, str]) -> None:
+    client = openai.OpenAI(base_url=served.base_url, api_key=KEYS["acme"])
+    namespace = space["x-semantic-reuse-namespace"]
+    tight = {"x-semantic-reuse-namespace": namespace + ".tight"}
+    loose = {"x-semantic-reuse-namespace": namespace + ".default"}
+    for space in (tight, loose):
+        assert _chat(client, STORED, space)[0] == "miss"
+    kind, refused = _chat(client, BORDERLINE, {**tight, BUDGET: "0.05"})
+    assert kind == "miss"
+    info = refused.model_extra["semantic_reuse"]
+    assert info["refused_by"] == "unverified"
+    assert 0.5 < info["probability"] < 0.9
+    kind, _ = _chat(client, BORDERLINE, loose)
+    assert kind == "semantic"
+
+    for headers in ({BUDGET: "0"}, {BUDGET: "1.5"}, {BUDGET: "strict"},
+                    {BUDGET: "0.1", "x-semantic-reuse-threshold": "0.9"}):  # fmt: skip
+        with pytest.raises(openai.BadRequestError) as refused_header:
+            _chat(client, BORDERLINE, {**loose, **headers})
+        assert refused_header.value.status_code == 400
+        assert refused_header.value.param == BUDGET

@@ -115,3 +115,74 @@ def test_the_chinese_verifier_reads_e5_cosines(e5: Any) -> None:
     same = probability(("怎么重置我的密码？", "如何重置我的密码？"))
     narrower = probability(("如何快速学习Python数据分析？", "如何学习Python？"))
     assert same > narrower
+
+
+# A paraphrase the verifier scores ~0.8 (the bundled English file): served at the default
+# budget (0.2: p >= 0.67), refused at 0.1 (p >= 0.92).
+BORDERLINE = ("What is the capital of France?", "Which city is the capital of France?")
+
+
+async def test_a_per_request_error_budget_moves_the_verifier_bar(make_engine: Any) -> None:
+    from semantic_reuse import CallableBackend
+
+    engine = make_engine(semantic={"verifier": "bundled"})
+    await engine.store(BORDERLINE[1], "Paris.")
+    await engine.store(PARAPHRASE[1], "Use the 'Forgot password' link.")
+    await engine.flush()
+
+    served = await engine.analyze(BORDERLINE[0])
+    assert served.kind.value == "semantic"
+    assert served.answer is not None
+    assert served.answer.text == "Paris."
+    tight = await engine.analyze(BORDERLINE[0], max_error_rate=0.05)
+    assert tight.kind.value == "miss"
+    assert tight.info.refused_by == "unverified"
+    # The budget is this request's only: the next request has the configured one again.
+    assert (await engine.analyze(BORDERLINE[0])).kind.value == "semantic"
+    # A tight budget still serves what the verifier is sure of.
+    sure = await engine.lookup(PARAPHRASE[0], max_error_rate=0.05)
+    assert sure is not None
+    assert sure.info.kind.value == "semantic"
+
+    # Through generate: the tight budget generates (the model is called), the default reuses.
+    calls: list[str] = []
+
+    async def model(prompt: Any, params: Any) -> str:
+        calls.append(prompt)
+        return "Paris, on the Seine."
+
+    backend = CallableBackend(model)
+    generated = await engine.generate(BORDERLINE[0], backend, max_error_rate=0.05)
+    assert generated.info.kind.value == "miss"
+    assert calls == [BORDERLINE[0]]
+
+
+async def test_a_per_request_budget_reaches_the_clauses(make_engine: Any) -> None:
+    engine = make_engine(semantic={"verifier": "bundled"})
+    await engine.store(BORDERLINE[1], "Paris.")
+    await engine.store("What is Redis?", "An in-memory data store.")
+    await engine.flush()
+    compound = "What is the capital of France and what is Redis?"
+    loose = await engine.analyze(compound)
+    assert loose.kind.value == "composed"
+    tight = await engine.analyze(compound, max_error_rate=0.05)
+    assert tight.kind.value == "partial"  # the France clause is generated, Redis reused
+    france, redis = tight.info.clauses
+    assert (france.kind.value, redis.kind.value) == ("miss", "exact")
+    assert france.probability is not None
+    assert france.probability < 0.9
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(0.0, "max_error_rate"), (1.0, "max_error_rate"), (float("nan"), "max_error_rate"),
+     (True, "max_error_rate"), ("0.1", "max_error_rate")],
+)  # fmt: skip
+async def test_a_bad_per_request_budget_names_itself(
+    make_engine: Any, bad: Any, error: str
+) -> None:
+    engine = make_engine()
+    with pytest.raises((InvalidRequestError, TypeError), match=error):
+        await engine.analyze("What is Redis?", max_error_rate=bad)
+    with pytest.raises(InvalidRequestError, match="exclusive"):
+        await engine.analyze("What is Redis?", max_error_rate=0.1, threshold=0.9)

@@ -126,6 +126,25 @@ async def test_cache_control_and_threshold_reach_the_engine(app: App) -> None:
     assert first.body["messages"][0]["content"] == "hello"
 
 
+async def test_error_budget_header_reaches_the_engine(app: App) -> None:
+    budget = "x-semantic-reuse-max-error-rate"
+    async with _client(app) as client:
+        await client.post("/v1/chat/completions", json=_chat(), headers={budget: "0.05"})
+        await client.post("/v1/chat/completions", json=_chat())
+        for bad in ("0", "1", "1.5", "-0.1", "nan", "tight"):
+            refused = await client.post("/v1/chat/completions", json=_chat(),
+                                        headers={budget: bad})  # fmt: skip
+            _error(refused, 400)
+            assert refused.json()["error"]["param"] == budget
+        both_headers = {budget: "0.1", "x-semantic-reuse-threshold": "0.9"}
+        both = await client.post("/v1/chat/completions", json=_chat(), headers=both_headers)
+        _error(both, 400)
+        assert "exclusive" in both.json()["error"]["message"]
+    first, second = app.seen
+    assert (first.max_error_rate, first.threshold) == (0.05, None)
+    assert second.max_error_rate is None
+
+
 async def test_ttl_and_tags_headers_reach_the_engine(app: App) -> None:
     async with _client(app) as client:
         await client.post("/v1/chat/completions", json=_chat(),
