@@ -203,7 +203,8 @@ def params() -> st.SearchStrategy[Any]:
 
 @functools.cache
 def options() -> st.SearchStrategy[dict[str, Any]]:
-    """Keyword reuse options, hostile or not (namespace, model, threshold, reuse, question);
+    """Keyword reuse options, hostile or not (namespace, model, threshold, max_error_rate,
+    reuse, question);
     none half of the time, so that hostile prompts reach the whole pipeline."""
     hostile = st.fixed_dictionaries(
         {},
@@ -212,6 +213,7 @@ def options() -> st.SearchStrategy[dict[str, Any]]:
                                    texts(big=False), values()),
             "model": st.one_of(texts(big=False), values()),
             "threshold": st.one_of(st.floats(), values()),
+            "max_error_rate": st.one_of(st.floats(), values()),
             "reuse": st.one_of(st.booleans(), values()),
             "question": st.one_of(texts(big=False), values()),
             "params": params(),
