@@ -26,7 +26,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_tests.integration_tests import AsyncCacheTestSuite, SyncCacheTestSuite
 
 from langchain_semantic_reuse import SemanticReuseCache
-from langchain_semantic_reuse.cache import _parse_llm_string
+from langchain_semantic_reuse._cache_scope import parse_llm_string
 from tests.conftest import EngineFactory
 
 LLM_STRING = "[('_type', 'scripted-chat'), ('model_name', 'model-a'), ('stop', None)]"
@@ -160,8 +160,8 @@ async def test_plain_text_prompts_of_string_llms(lc_cache: SemanticReuseCache) -
 
 
 def test_llm_string_parsing() -> None:
-    assert _parse_llm_string(LLM_STRING) == ("scripted-chat/model-a", {})
-    model, params = _parse_llm_string(
+    assert parse_llm_string(LLM_STRING) == ("scripted-chat/model-a", {})
+    model, params = parse_llm_string(
         "[('_type', 'x'), ('model', 'm'), ('temperature', 0.0), ('logprobs', False)]"
     )
     assert (model, params) == ("x/m", {"temperature": 0})
@@ -170,14 +170,14 @@ def test_llm_string_parsing() -> None:
         '"acme-1", "max_tokens": 64}, "lc": 1, "type": "constructor"}'
         "---[('stop', ['\\n']), ('temperature', 0.2)]"
     )
-    assert _parse_llm_string(serialized) == (
+    assert parse_llm_string(serialized) == (
         "langchain.chat_models.acme.ChatAcme/acme-1",
         {"max_tokens": 64, "stop": ["\n"], "temperature": 0.2},
     )
-    opaque = _parse_llm_string("Sample LLM string configuration.")
+    opaque = parse_llm_string("Sample LLM string configuration.")
     assert opaque[0].startswith("llm-string:")
     assert opaque[1] is None
-    assert _parse_llm_string("[('tools', <object at 0x1>)]")[1] is None  # non-literal value
+    assert parse_llm_string("[('tools', <object at 0x1>)]")[1] is None  # non-literal value
 
 
 # -- LangChain end to end -------------------------------------------------------------------
