@@ -1,10 +1,15 @@
-"""Verifier study: designs for the English verifier's decision, measured side by side.
+"""Verifier study: designs for the verifiers' decision, measured side by side.
 
 Reproduces the table "Designs measured after the first verifier" in docs/benchmarks.md:
 
     PYTHONPATH=core .venv/bin/python benchmarks/verifier_study.py              # all designs
     PYTHONPATH=core .venv/bin/python benchmarks/verifier_study.py --designs A C
     PYTHONPATH=core .venv/bin/python benchmarks/verifier_study.py --train-cache-size 21021
+    PYTHONPATH=core .venv/bin/python benchmarks/verifier_study.py --language zh --designs A C
+
+``--language zh`` does the same with e5 on lcqmc_train and lcqmc_dev (no second file).
+``--bootstrap N`` adds, for each design after the first, a paired bootstrap (N draws of the
+dev queries) of its recall at the precision bar minus the first design's.
 
 Every pair file is replayed through the shared-cache protocol once (MiniLM vectors from the
 bench cache, as ``semantic-reuse train-verifier`` embeds them): qqp_train in caches of
@@ -68,6 +73,11 @@ ALIGN_EXTRAS = (
 )  # fmt: skip
 COLUMNS = (*FEATURE_NAMES, *TEXT_EXTRAS, *VECTOR_EXTRAS, *ALIGN_EXTRAS)
 BASE = tuple(FEATURE_NAMES)
+#: language: (embedder, training file, dev file, second dev file or "").
+LANGUAGES = {
+    "en": ("minilm", "qqp_train", "qqp_dev_5k", "gptcache_mock_pairs"),
+    "zh": ("e5", "lcqmc_train", "lcqmc_dev", ""),
+}
 
 #: name: (columns, HistGradientBoostingClassifier options over the shipped ones).
 DESIGNS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -135,6 +145,12 @@ class Rows:
     guard: npt.NDArray[np.int8]
     positives: int
 
+    def without(self, queries: set[int]) -> Rows:
+        """These rows less those of `queries` (positives kept: recall counts every pair)."""
+        keep = np.array([q not in queries for q in self.query.tolist()], dtype=bool)
+        return Rows(self.x[keep], self.right[keep], self.query[keep], self.rank[keep],
+                    self.guard[keep], self.positives)  # fmt: skip
+
     def best(self, scores: Floats) -> tuple[Ints, Floats, Ints]:
         """Per query with a candidate: its index, the best's score (-1 when the guard vetoes
         it, as the engine does) and whether serving it is right."""
@@ -167,7 +183,7 @@ def replay(
     guard: MatchGuard,
     weights: WordWeights,
     cache_size: int,
-    words: StaticWords,
+    words: StaticWords | None,
     floor: float = 0.5,
     top_k: int = 5,
 ) -> Rows:
@@ -214,7 +230,7 @@ def replay(
                     scores[2] if len(scores) > 2 else 0.0,
                     float(np.mean(scores[1:])) if len(scores) > 1 else 0.0,
                     *ctx[:4], ctx[4], float(nearest[j]), s - float(nearest[j]),
-                    *words.features(q2, text),
+                    *(words.features(q2, text) if words else [0.0] * len(ALIGN_EXTRAS)),
                 ]  # fmt: skip
                 xs.append(np.concatenate([base[r], np.asarray(extra, dtype=np.float32)]))
                 right.append(int(j == nb.owner[local] and pairs[i].label == 1))
@@ -256,7 +272,7 @@ def evaluate(
     dev: Rows,
     dev_half: Ints,
     positives_check: int,
-    mock: Rows,
+    mock: Rows | None,
     budget: float,
 ) -> dict[str, float]:
     """See the module docstring: calibrated on dev's fit half, reported on the rest."""
@@ -270,19 +286,22 @@ def evaluate(
     threshold = threshold_for(p[fit], right[fit], budget)
     check_p, check_c, _ = _served(p[check], right[check], threshold)
     full_p, full_c, _ = _served(p, right, threshold)
-    _, mraw, mright = mock.best(score(mock))
-    mp = np.asarray(iso.predict(mraw), dtype=np.float64)
-    mock_p, mock_c, _ = _served(mp, mright, threshold)
-    return {
+    out = {
         "check_P": check_p,
         "check_R": check_c / positives_check,
         "full_P": full_p,
         "full_R": full_c / dev.positives,
         "full_R_at_P78": recall_at_precision(raw, right, dev.positives, 0.78),
-        "mock_R": mock_c / mock.positives,
-        "mock_wrong": 1 - mock_p,
-        "mock_R_at_wrong1%": recall_at_precision(mraw, mright, mock.positives, 0.99),
+        "full_R_at_P72": recall_at_precision(raw, right, dev.positives, 0.72),
     }
+    if mock is not None:
+        _, mraw, mright = mock.best(score(mock))
+        mp = np.asarray(iso.predict(mraw), dtype=np.float64)
+        mock_p, mock_c, _ = _served(mp, mright, threshold)
+        out["mock_R"] = mock_c / mock.positives
+        out["mock_wrong"] = 1 - mock_p
+        out["mock_R_at_wrong1%"] = recall_at_precision(mraw, mright, mock.positives, 0.99)
+    return out
 
 
 def fit_design(
@@ -304,16 +323,16 @@ def fit_design(
     return score
 
 
-def combined_rules(dev: Rows, mock: Rows) -> list[dict[str, float]]:
+def combined_rules(language: str, files: dict[str, Rows]) -> list[dict[str, float]]:
     """Serve when the bundled verifier serves (its own threshold at its default budget) OR
     the cosine is at least `cosine` with the next candidate at least `gap` below."""
-    verifier = Verifier.bundled("en")
+    verifier = Verifier.bundled(language)
     threshold = verifier.threshold_for(None)
     out: list[dict[str, float]] = []
     for cosine in (0.85, 0.9, 0.93, 0.95, 2.0):
         for gap in (0.02, 0.06, 0.1):
             row: dict[str, float] = {"cosine": cosine, "gap": gap}
-            for name, rows in (("qqp", dev), ("mock", mock)):
+            for name, rows in files.items():
                 m = rows.rank == 0
                 x = rows.x[m]
                 p = verifier.calibration(verifier.ensemble.probability(x[:, : len(BASE)]))
@@ -328,44 +347,87 @@ def combined_rules(dev: Rows, mock: Rows) -> list[dict[str, float]]:
     return out
 
 
+def bootstrap(
+    scores: dict[str, tuple[Floats, Ints]], positives: int, precision: float, draws: int
+) -> dict[str, list[float]]:
+    """Each design's recall at `precision` minus the first design's: mean and 95% interval
+    over `draws` resamples of the queries (the same draw for every design)."""
+    first, *others = scores
+    n = len(scores[first][0])
+    rng = np.random.default_rng(0)
+    diffs: dict[str, list[float]] = {d: [] for d in others}
+    for _ in range(draws):
+        idx = rng.integers(0, n, n)
+        base = recall_at_precision(scores[first][0][idx], scores[first][1][idx], positives,
+                                   precision)  # fmt: skip
+        for d in others:
+            raw, right = scores[d]
+            diffs[d].append(recall_at_precision(raw[idx], right[idx], positives, precision) - base)
+    return {
+        d: [round(float(np.mean(v)), 4), *np.round(np.percentile(v, [2.5, 97.5]), 4).tolist()]
+        for d, v in diffs.items()
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--language", choices=list(LANGUAGES), default="en")
     parser.add_argument("--designs", nargs="*", default=list(DESIGNS), choices=list(DESIGNS))
     parser.add_argument("--train-cache-size", type=int, default=5000)
     parser.add_argument("--budget", type=float, default=0.2)
     parser.add_argument("--combine", action="store_true", help="also the cosine-OR rules")
+    parser.add_argument("--bootstrap", type=int, default=0, help="draws (0: none)")
     args = parser.parse_args(argv)
 
-    embedder = build_embedder(HandlerConfig.model_validate({"semantic": {"embedder": "minilm"}}))
+    embedder_name, train_name, dev_name, mock_name = LANGUAGES[args.language]
+    embedder = build_embedder(
+        HandlerConfig.model_validate({"semantic": {"embedder": embedder_name}})
+    )
     guard = MatchGuard()
-    files = {n: load_pairs(args.datasets / f"{n}.jsonl")
-             for n in ("qqp_train", "qqp_dev_5k", "gptcache_mock_pairs")}  # fmt: skip
-    weights = WordWeights.fit(guard.profile(t) for p in files["qqp_train"] for t in (p.q1, p.q2))
-    if not isinstance(embedder, SentenceTransformerEmbedder):
-        raise SystemExit("the study needs the bundled MiniLM (a sentence-transformers folder)")
-    words = StaticWords(embedder.model_folder, guard, weights)
+    names = [n for n in (train_name, dev_name, mock_name) if n]
+    files = {n: load_pairs(args.datasets / f"{n}.jsonl") for n in names}
+    weights = WordWeights.fit(guard.profile(t) for p in files[train_name] for t in (p.q1, p.q2))
+    words = None
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        words = StaticWords(embedder.model_folder, guard, weights)
+    elif {"H", "I"} & set(args.designs):
+        raise SystemExit("designs H and I need MiniLM's wordpiece table: English only")
     started = time.perf_counter()
     rows: dict[str, Rows] = {}
     for name, pairs in files.items():
-        size = args.train_cache_size if name == "qqp_train" else len(pairs)
+        size = args.train_cache_size if name == train_name else len(pairs)
         vectors = embed_pairs(embedder, pairs)
         rows[name] = replay(pairs, vectors, guard, weights, size, words)
         print(f"{name}: {len(rows[name].x)} rows ({time.perf_counter() - started:.0f} s)")
-    fit_half, _ = split_halves(files["qqp_dev_5k"])
-    dev_half = np.ones(len(files["qqp_dev_5k"]), dtype=np.int64)
+    # A q2 identical to a stored q1 is an exact hit in the engine, never a semantic decision
+    # (lcqmc_dev has 726; qqp_dev_5k none): its rows are left out, its pair still counts.
+    dev_pairs = files[dev_name]
+    stored = {" ".join(p.q1.lower().split()) for p in dev_pairs}
+    exact = {i for i, p in enumerate(dev_pairs) if " ".join(p.q2.lower().split()) in stored}
+    rows[dev_name] = rows[dev_name].without(exact)
+    fit_half, _ = split_halves(dev_pairs)
+    dev_half = np.ones(len(dev_pairs), dtype=np.int64)
     dev_half[fit_half] = 0
-    positives_check = sum(p.label for p, h in zip(files["qqp_dev_5k"], dev_half, strict=True) if h)
+    positives_check = sum(p.label for p, h in zip(dev_pairs, dev_half, strict=True) if h)
+    best_scores: dict[str, tuple[Floats, Ints]] = {}
     for design in args.designs:
         columns, options = DESIGNS[design]
         t = time.perf_counter()
-        score = fit_design(rows["qqp_train"], columns, options)
-        figures = evaluate(score, rows["qqp_dev_5k"], dev_half, positives_check,
-                           rows["gptcache_mock_pairs"], args.budget)  # fmt: skip
+        score = fit_design(rows[train_name], columns, options)
+        _, raw, right = rows[dev_name].best(score(rows[dev_name]))
+        best_scores[design] = (raw, right)
+        mock = rows[mock_name] if mock_name else None
+        figures = evaluate(score, rows[dev_name], dev_half, positives_check, mock, args.budget)
         rounded = {k: round(v, 3) for k, v in figures.items()}
         print(json.dumps({"design": design, **rounded, "fit_s": round(time.perf_counter() - t)}))
+    if args.bootstrap:
+        bar = 0.78 if args.language == "en" else 0.72
+        for design, interval in bootstrap(best_scores, rows[dev_name].positives, bar,
+                                          args.bootstrap).items():  # fmt: skip
+            print(json.dumps({"design": design, f"R_at_P{bar}_minus_first": interval}))
     if args.combine:
-        for row in combined_rules(rows["qqp_dev_5k"], rows["gptcache_mock_pairs"]):
+        for row in combined_rules(args.language, {n: rows[n] for n in names[1:]}):
             print(json.dumps({k: round(v, 3) for k, v in row.items()}))
     return 0
 
