@@ -14,7 +14,9 @@ Too little room raises :class:`DiskFullError`, a `ComponentUnavailableError`: th
 write fails and is counted (``errors_total{component="semantic"}``), requests fall through to
 generation, and writes resume once there is room again. The first refusal of a full spell is
 logged once at WARNING (lookups still succeed, so the breaker alone would not say it), the
-return of room at INFO. The folder is walked at most once per ``recheck_s``.
+return of room at INFO. The folder is walked at most once per ``recheck_s``, and at once when
+the disk's free bytes moved by half of ``min_free_bytes`` since the last walk or come within
+twice ``min_free_bytes`` of what the store needs.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class DiskRoom:
         self._lock = threading.Lock()
         self._holes = 0
         self._walked_at: float | None = None
+        self._free_at_walk = 0
         self.full = False  # the last check refused
 
     def check(self) -> None:
@@ -89,12 +92,17 @@ class DiskRoom:
             return
         folder = self._folder()
         now = self._clock()
-        with self._lock:
-            if self._walked_at is None or now - self._walked_at >= self._recheck_s:
-                self._holes = unbacked_bytes(folder) if folder.is_dir() else 0
-                self._walked_at = now
-            holes = self._holes
         free = free_bytes(folder)
+        with self._lock:
+            stale = self._walked_at is None or now - self._walked_at >= self._recheck_s
+            # The walk is redone at once when the disk's free bytes moved by half the margin
+            # since the last one (files created or filled, here or by others), and near the
+            # limit: what changed since would otherwise go uncounted just when it matters.
+            moved = abs(free - self._free_at_walk) >= self.min_free_bytes // 2
+            if stale or moved or free < self._holes + 2 * self.min_free_bytes:
+                self._holes = unbacked_bytes(folder) if folder.is_dir() else 0
+                self._walked_at, self._free_at_walk = now, free
+            holes = self._holes
         if free >= holes + self.min_free_bytes:
             if self.full:
                 self.full = False
