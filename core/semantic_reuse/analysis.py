@@ -249,6 +249,10 @@ class Analyzer:
     async def split(self, text: str) -> list[str]:
         """Self-contained clauses of `text`, or [] (also when the splitter fails)."""
         start = time.perf_counter()
-        clauses = await self.splitter.call(lambda s: s.extract_conjunctions_async(text))
+        # Raising, the splitter's failures and timeouts reach its breaker (a hang then costs
+        # a few requests, not every compound question).
+        clauses = await self.splitter.call(
+            lambda s: s.extract_conjunctions_async(text, raise_on_failure=True)
+        )
         self.metrics.observe("stage_seconds", time.perf_counter() - start, stage="clauses")
         return clauses or []

@@ -10,6 +10,12 @@ and counts the event in :attr:`AsyncConjunctionExtractor.stats`
 must never fail a request. Only caller errors raise: a non-``str`` prompt
 (``TypeError``) and an invalid limit (``ValueError``).
 
+The engine calls it with ``raise_on_failure=True``: the event is counted the
+same, then raised (a ``TimeoutError`` for a timeout), so that the splitter's
+circuit breaker sees it. A hanging splitter then costs three requests a
+timeout each, not every compound question for as long as it hangs; the
+breaker's one WARNING replaces the extractor's own.
+
 The timeout covers the whole call, waiting for a slot included. A thread
 cannot be killed, so a split that overruns keeps its concurrency slot until
 it really finishes: the limit bounds the CPU work actually in flight, not
@@ -231,9 +237,12 @@ class AsyncConjunctionExtractor:
             raise InvalidTypeError(f"prompt must be str, got {type(prompt).__name__}")
         return self._splitter.split(prompt)
 
-    async def extract_conjunctions_async(self, prompt: str) -> list[str]:
+    async def extract_conjunctions_async(
+        self, prompt: str, *, raise_on_failure: bool = False
+    ) -> list[str]:
         """The clauses of ``prompt`` (two or more), or ``[]`` when it is a
-        single question, when splitting timed out or when it failed."""
+        single question, when splitting timed out or when it failed (with
+        `raise_on_failure`, those two raise instead: see the module's docs)."""
         if not isinstance(prompt, str):
             raise InvalidTypeError(f"prompt must be str, got {type(prompt).__name__}")
         with self._lock:
@@ -247,7 +256,7 @@ class AsyncConjunctionExtractor:
             async with asyncio.timeout_at(deadline):
                 await self._gate.acquire()
         except TimeoutError:
-            return self._timed_out(prompt, "waiting for a slot")
+            return self._timed_out(prompt, "waiting for a slot", raise_on_failure)
         try:
             cfut = self._executor_for_use().submit(self._splitter.split, prompt)
         except BaseException:
@@ -261,11 +270,13 @@ class AsyncConjunctionExtractor:
         except TimeoutError:
             # the late result (or error) is of no use: retrieve it silently
             wrapped.add_done_callback(_discard_outcome)
-            return self._timed_out(prompt, "splitting")
+            return self._timed_out(prompt, "splitting", raise_on_failure)
         except Exception as exc:  # a splitter bug must not fail the request
             with self._lock:
                 self._failures += 1
                 failures = self._failures
+            if raise_on_failure:
+                raise
             logger.log(
                 _level(failures),
                 "clause splitting failed ({}; {} so far); treating the prompt as one question",
@@ -309,10 +320,12 @@ class AsyncConjunctionExtractor:
                 )
             return self._own_executor
 
-    def _timed_out(self, prompt: str, stage: str) -> list[str]:
+    def _timed_out(self, prompt: str, stage: str, raise_on_failure: bool) -> list[str]:
         with self._lock:
             self._timeouts += 1
             timeouts = self._timeouts
+        if raise_on_failure:
+            raise TimeoutError(f"clause splitting timed out after {self.timeout_s:.3f}s ({stage})")
         logger.log(
             _level(timeouts),
             "clause splitting timed out after {:.3f}s ({}; {} so far); treating the prompt "
