@@ -87,6 +87,11 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         with self._lock:
+            if self._state is BreakerState.OPEN:
+                # A call let through before the breaker opened, ending late: the trial call
+                # (half-open) decides recovery, or every late success would close and reopen
+                # it (one WARNING each time).
+                return
             self._failures = 0
             self._reset_after = self._base_reset
             if self._state is not BreakerState.CLOSED:

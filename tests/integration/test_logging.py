@@ -223,7 +223,7 @@ async def test_enabled_logs_carry_one_line_per_failure_and_no_prompt_or_secret(
     text = "".join(library_logs)
     assert any("redis L2 unavailable (ConnectionError" in line for line in library_logs), text
     assert any("semantic unavailable (RuntimeError: the embedding" in line for line in library_logs)
-    assert any("splitting failed (RuntimeError: the clause" in line for line in library_logs)
+    assert any("splitter unavailable (RuntimeError: the clause" in line for line in library_logs)
     assert len(library_logs) == 3, text  # one line per breaker state change, one per fault
     assert all(line.count("\n") == 1 for line in library_logs), text  # no traceback
     assert "Traceback" not in text

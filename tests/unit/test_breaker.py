@@ -44,6 +44,26 @@ def test_opens_after_consecutive_failures_and_backs_off() -> None:
     assert breaker.opened_count == 3
 
 
+def test_a_late_success_from_before_the_open_does_not_close_it() -> None:
+    """Calls let through while closed may end after the breaker opened: their success says
+    nothing about now (the store answered, the embedder still fails). Only the trial closes it;
+    closing on them made it open again at the next failure, one WARNING each time."""
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=2, reset_s=1, clock=clock)
+    assert breaker.allow()  # two calls in flight
+    assert breaker.allow()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    breaker.record_success()  # the late one
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.opened_count == 1
+    clock.now = 1.0
+    assert breaker.allow()  # the trial
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
 def test_a_lost_trial_does_not_wedge_the_breaker() -> None:
     clock = Clock()
     breaker = CircuitBreaker("x", failure_threshold=1, reset_s=1, clock=clock)
