@@ -164,9 +164,11 @@ async def run_scenario(
         window.append(time.perf_counter() - t0)
         await asyncio.to_thread(fault.begin)
         await asyncio.sleep(options.fault_s)
+        # Counted before the fault ends: a write that succeeds while the server restarts
+        # (the loop runs meanwhile) is one made after the fault, never before it.
+        healed.update(_redis_stores(engine.stats()))
         await asyncio.to_thread(fault.end)
         window.append(time.perf_counter() - t0)
-        healed.update(_redis_stores(engine.stats()))
 
     watch, stop = Watch(), asyncio.Event()
     watcher = asyncio.create_task(_watch(engine, t0, watch, stop))
