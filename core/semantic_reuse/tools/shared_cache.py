@@ -39,6 +39,7 @@ __all__ = [
     "embed_neighbours",
     "score_choices",
     "shared_cache_choices",
+    "shared_cache_decisions",
     "shared_cache_neighbours",
 ]
 
@@ -181,11 +182,12 @@ def embed_neighbours(pairs: Sequence[LabelledPair], embed: EmbedFn, k: int = 5) 
     return shared_cache_neighbours(pairs, q1, q2, k=k)
 
 
-def shared_cache_choices(
+def shared_cache_decisions(
     pairs: Sequence[LabelledPair], neighbours: Neighbours, policy: ReusePolicy
-) -> list[int | None]:
-    """The cache entry that ``policy`` serves for every ``q2`` (``None``: a miss)."""
-    choices: list[int | None] = []
+) -> list[tuple[int | None, float | None]]:
+    """For every ``q2``: the cache entry ``policy`` serves (``None``: a miss) and the
+    verifier's probability of its best candidate (``None`` without a verifier)."""
+    decisions: list[tuple[int | None, float | None]] = []
     for i, pair in enumerate(pairs):
         row = neighbours.indices[i]
         cands = [
@@ -193,8 +195,16 @@ def shared_cache_choices(
             for j, s in zip(row, neighbours.scores[i], strict=True)
         ]
         decision = policy.decide(pair.q2, cands)
-        choices.append(None if decision.index is None else int(row[decision.index]))
-    return choices
+        chosen = None if decision.index is None else int(row[decision.index])
+        decisions.append((chosen, decision.probability))
+    return decisions
+
+
+def shared_cache_choices(
+    pairs: Sequence[LabelledPair], neighbours: Neighbours, policy: ReusePolicy
+) -> list[int | None]:
+    """The cache entry that ``policy`` serves for every ``q2`` (``None``: a miss)."""
+    return [chosen for chosen, _ in shared_cache_decisions(pairs, neighbours, policy)]
 
 
 def score_choices(

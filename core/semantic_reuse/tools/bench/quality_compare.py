@@ -26,7 +26,7 @@ import numpy as np
 
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder, build_verifier
-from semantic_reuse.semantic.decision import Candidate, ReusePolicy
+from semantic_reuse.semantic.decision import ReusePolicy
 from semantic_reuse.semantic.embedder import Embedder
 from semantic_reuse.semantic.guard import MatchGuard
 from semantic_reuse.semantic.verify import Verifier
@@ -48,6 +48,7 @@ from semantic_reuse.tools.calibrate import (
     shared_cache_neighbours,
     sweep_neighbours,
 )
+from semantic_reuse.tools.shared_cache import shared_cache_decisions
 
 Progress = Callable[[str, int, int], None]
 
@@ -121,16 +122,7 @@ def verified_sweep(
     above the floor (unless the guard vetoes it) is served when its probability reaches the
     threshold. Each pair is scored once; the sweep only moves the bar."""
     policy = ReusePolicy(verifier.floor, 0.0, guard, verifier=verifier, min_probability=0.0)
-    best: list[tuple[int | None, float]] = []
-    for i, pair in enumerate(pairs):
-        row = neighbours.indices[i]
-        cands = [
-            Candidate(neighbours.entries[j], float(s), int(j))
-            for j, s in zip(row, neighbours.scores[i], strict=True)
-        ]
-        decision = policy.decide(pair.q2, cands)
-        chosen = None if decision.index is None else int(row[decision.index])
-        best.append((chosen, decision.probability or 0.0))
+    best = [(c, p or 0.0) for c, p in shared_cache_decisions(pairs, neighbours, policy)]
     return [
         score_choices(
             pairs, neighbours.owner, [c if p >= bar else None for c, p in best], threshold=bar
