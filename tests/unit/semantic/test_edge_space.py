@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,24 +25,27 @@ def test_holes_of_sparse_files_are_what_the_store_may_still_fill(tmp_path: Path)
     assert 31 * MiB < holes <= 32 * MiB
 
 
-def test_a_new_sparse_file_is_counted_at_once_when_the_disk_moved(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The walk is cached for `recheck_s`, but not past a change of the free bytes: a check
-    made before the folder existed must not hide the holes of the files made since."""
-    free = {"bytes": 100 * MiB}
-    monkeypatch.setattr("semantic_reuse.semantic.edge_space.free_bytes", lambda _p: free["bytes"])
+def test_a_new_sparse_file_is_counted_at_once_when_the_disk_moved(tmp_path: Path) -> None:
+    """The walk is cached for `recheck_s`, but not past a change of the disk's free bytes: a
+    check made before the folder existed must not hide the holes of the files made since.
+    Real files on this disk: a TiB of holes (more than it has free) and a dense ballast."""
     clock = ManualClock()
     room = DiskRoom(lambda: tmp_path / "edge", 8 * MiB, recheck_s=60.0, clock=clock)
     room.check()  # no folder yet: no holes, plenty of room
     (tmp_path / "edge").mkdir()
-    sparse(tmp_path / "edge" / "segment", 64 * MiB)
-    free["bytes"] = 60 * MiB  # the disk filled meanwhile (the clock did not move)
+    sparse(tmp_path / "edge" / "segment", 1 << 40)
+    ballast = tmp_path / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, 16 * MiB)  # the disk fills meanwhile (the clock did not move)
+    finally:
+        os.close(fd)
     with pytest.raises(DiskFullError, match="nearly full"):
-        room.check()  # 60 MiB free < 64 MiB of holes + 8 MiB
+        room.check()
     assert room.full
-    free["bytes"] = 200 * MiB
-    room.check()  # room again
+    (tmp_path / "edge" / "segment").unlink()
+    ballast.unlink()  # the free bytes move back: looked at again, room again
+    room.check()
     assert not room.full
 
 
