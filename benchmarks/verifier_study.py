@@ -19,7 +19,8 @@ verifier's features (``semantic_reuse.semantic.verify.features``) plus the study
 
 - text-only, computable at lookup time from what the engine already has: lengths, the 2nd
   and 3rd candidates' cosines, word and character-bigram overlap of the best candidate with
-  the second and of the query with the second;
+  the second and of the query with the second (``TEXT_EXTRAS``, computed by the verifier's
+  own ``context_features``: the Chinese verifier ships with them);
 - vector ones, which would need the store to return the candidates' vectors (the engine's
   stores do not): the best and second candidates' cosine, and the best candidate's cosine to
   its own nearest cache entry (the density of its neighbourhood);
@@ -53,6 +54,7 @@ from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder
 from semantic_reuse.semantic.guard import MatchGuard
 from semantic_reuse.semantic.sentence_transformer import SentenceTransformerEmbedder
+from semantic_reuse.semantic.verify.context_features import TEXT_EXTRAS, text_extras
 from semantic_reuse.semantic.verify.features import FEATURE_NAMES, WordWeights, pair_features
 from semantic_reuse.semantic.verify.verifier import Verifier
 from semantic_reuse.tools.calibrate import LabelledPair, load_pairs, shared_cache_neighbours
@@ -61,11 +63,6 @@ from semantic_reuse.tools.train_verifier import embed_pairs, split_halves
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
-TEXT_EXTRAS = (
-    "chars_query", "chars_candidate", "length_ratio", "second_score", "third_score",
-    "mean_rest", "candidates_word_jaccard", "candidates_bigram_jaccard",
-    "query_second_word_jaccard", "query_second_bigram_jaccard",
-)  # fmt: skip
 VECTOR_EXTRAS = ("best_second_cosine", "entry_nearest", "cosine_minus_entry_nearest")
 ALIGN_EXTRAS = (
     "aligned_query", "aligned_candidate", "unaligned_weight_query",
@@ -159,14 +156,6 @@ class Rows:
         return self.query[m], np.where(vetoed, -1.0, scores[m]), self.right[m].astype(np.int64)
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / max(1, len(a | b))
-
-
-def _bigrams(text: str) -> set[str]:
-    return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
-
-
 def _entry_nearest(cache: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     out = np.zeros(len(cache), dtype=np.float32)
     for start in range(0, len(cache), 2048):
@@ -211,32 +200,18 @@ def replay(
             q2 = pairs[i].q2
             cands = [(nb.entries[j], s) for j, s in found]
             base = pair_features(guard, weights, q2, cands)
-            scores = [s for _, s in found]
-            qp = guard.profile(q2)
-            ctx = [0.0, 0.0, 0.0, 0.0, 0.0]
-            if len(found) > 1:
-                b, c = guard.profile(cands[0][0]), guard.profile(cands[1][0])
-                ctx = [
-                    _jaccard(set(b.words), set(c.words)),
-                    _jaccard(_bigrams(b.squashed), _bigrams(c.squashed)),
-                    _jaccard(set(qp.words), set(c.words)),
-                    _jaccard(_bigrams(qp.squashed), _bigrams(c.squashed)),
-                    float(cache[found[0][0]] @ cache[found[1][0]]),
-                ]
-            for r, ((text, s), (j, _)) in enumerate(zip(cands, found, strict=True)):
+            text = text_extras(guard, q2, cands)
+            best_second = float(cache[found[0][0]] @ cache[found[1][0]]) if len(found) > 1 else 0.0
+            for r, ((prompt, s), (j, _)) in enumerate(zip(cands, found, strict=True)):
                 extra = [
-                    len(q2), len(text), min(len(q2), len(text)) / max(1, len(q2), len(text)),
-                    scores[1] if len(scores) > 1 else 0.0,
-                    scores[2] if len(scores) > 2 else 0.0,
-                    float(np.mean(scores[1:])) if len(scores) > 1 else 0.0,
-                    *ctx[:4], ctx[4], float(nearest[j]), s - float(nearest[j]),
-                    *(words.features(q2, text) if words else [0.0] * len(ALIGN_EXTRAS)),
+                    best_second, float(nearest[j]), s - float(nearest[j]),
+                    *(words.features(q2, prompt) if words else [0.0] * len(ALIGN_EXTRAS)),
                 ]  # fmt: skip
-                xs.append(np.concatenate([base[r], np.asarray(extra, dtype=np.float32)]))
+                xs.append(np.concatenate([base[r], text[r], np.asarray(extra, dtype=np.float32)]))
                 right.append(int(j == nb.owner[local] and pairs[i].label == 1))
                 query.append(i)
                 rank.append(r)
-                allowed.append(int(guard.check(q2, text).allowed) if r == 0 else 1)
+                allowed.append(int(guard.check(q2, prompt).allowed) if r == 0 else 1)
     return Rows(
         np.asarray(xs, dtype=np.float32), np.asarray(right, dtype=np.int8),
         np.asarray(query, dtype=np.int64), np.asarray(rank, dtype=np.int64),
@@ -335,7 +310,8 @@ def combined_rules(language: str, files: dict[str, Rows]) -> list[dict[str, floa
             for name, rows in files.items():
                 m = rows.rank == 0
                 x = rows.x[m]
-                p = verifier.calibration(verifier.ensemble.probability(x[:, : len(BASE)]))
+                columns = [COLUMNS.index(c) for c in verifier.features.names]
+                p = verifier.calibration(verifier.ensemble.probability(x[:, columns]))
                 by_cosine = (x[:, 0] >= cosine) & (x[:, 3] >= gap)
                 serve = (rows.guard[m] == 1) & ((p >= threshold) | by_cosine)
                 correct = int(rows.right[m][serve].sum())

@@ -6,7 +6,9 @@
    floor become rows (the candidate is right when it is the pair's own ``q1`` and the pair is
    labelled 1). The verifier thus learns on the hard negatives a cache really returns.
 3. A gradient-boosted tree ensemble (scikit-learn, training time only) is fitted on the rows
-   and exported to plain arrays; its numpy evaluation is checked against scikit-learn's.
+   (the columns of ``features``; with ``monotone_cosine``, constrained so that a higher cosine
+   never lowers the score) and exported to plain arrays; its numpy evaluation is checked
+   against scikit-learn's.
 4. Isotonic calibration and the error-budget table are fitted on the first half of the
    calibration pairs (dev files, never the training files) replayed the same way; the other
    half is scored for the model card, untouched by any fitting.
@@ -27,7 +29,8 @@ import numpy.typing as npt
 
 from semantic_reuse.semantic.embedder import Embedder
 from semantic_reuse.semantic.guard import MatchGuard
-from semantic_reuse.semantic.verify.features import FEATURE_NAMES, WordWeights, pair_features
+from semantic_reuse.semantic.verify.context_features import FeatureSet
+from semantic_reuse.semantic.verify.features import FEATURE_NAMES, WordWeights
 from semantic_reuse.semantic.verify.trees import TreeEnsemble
 from semantic_reuse.semantic.verify.verifier import BudgetPoint, Calibration, Verifier
 from semantic_reuse.tools.calibrate import LabelledPair, shared_cache_neighbours
@@ -47,6 +50,9 @@ class TrainOptions:
     learning_rate: float = 0.05
     max_leaf_nodes: int = 31
     seed: int = 0
+    features: tuple[str, ...] = FEATURE_NAMES
+    """The columns (``context_features.FEATURE_SETS``): the base ones unless asked."""
+    monotone_cosine: bool = False
 
 
 @dataclass(slots=True)
@@ -73,6 +79,7 @@ def replay(
 ) -> Rows:
     """The shared-cache protocol on `pairs` in caches of `options.cache_size` pairs.
     `vectors` holds every q1's vector, then every q2's."""
+    features = FeatureSet.of(options.features)
     n = len(pairs)
     xs: list[FloatMatrix] = []
     right: list[int] = []
@@ -91,14 +98,14 @@ def replay(
             ]
             if not candidates:
                 continue
-            rows = pair_features(guard, weights, pairs[i].q2, [(c, s) for c, s, _ in candidates])
+            rows = features.rows(guard, weights, pairs[i].q2, [(c, s) for c, s, _ in candidates])
             xs.append(rows)
             own = nb.owner[local]
             right.extend(int(j == own and pairs[i].label == 1) for _, _, j in candidates)
             owner_query.extend([i] * len(candidates))
             if report and local % 200 == 0:
                 report(label, i, n)
-    x = np.concatenate(xs) if xs else np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+    x = np.concatenate(xs) if xs else np.zeros((0, len(features.names)), dtype=np.float32)
     return Rows(
         x, np.asarray(right, dtype=np.int8), np.asarray(owner_query, dtype=np.int64),
         positives=sum(p.label for p in pairs), queries=n,
@@ -165,13 +172,15 @@ def train(
     from sklearn.isotonic import IsotonicRegression
 
     guard = guard or MatchGuard()
+    features = FeatureSet.of(options.features)
+    monotone = {"monotonic_cst": features.monotone_cosine()} if options.monotone_cosine else {}
     started = time.perf_counter()
     weights = WordWeights.fit(guard.profile(t) for p in train_pairs for t in (p.q1, p.q2))
     rows = replay(train_pairs, train_vectors, guard, weights, options, report, "training pairs")
     model = HistGradientBoostingClassifier(
         max_iter=options.max_iter, learning_rate=options.learning_rate,
         max_leaf_nodes=options.max_leaf_nodes, l2_regularization=1.0,
-        early_stopping=False, random_state=options.seed,
+        early_stopping=False, random_state=options.seed, **monotone,
     )  # fmt: skip
     if report:
         report("fitting the trees", 0, 1)
@@ -201,7 +210,7 @@ def train(
     verifier = Verifier(
         name=options.name, ensemble=ensemble, weights=weights, calibration=calibration,
         budget=tuple(budget), floor=options.floor, top_k=options.top_k,
-        default_error_rate=options.default_error_rate, guard=guard,
+        default_error_rate=options.default_error_rate, guard=guard, features=features,
     )  # fmt: skip
     check_pairs, check_vectors = half(check_half)
     check_rows = replay(check_pairs, check_vectors, guard, weights, options, report, "checking")

@@ -13,6 +13,7 @@ from rich.console import Console
 from semantic_reuse.config import HandlerConfig
 from semantic_reuse.defaults import build_embedder
 from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.semantic.verify.context_features import FEATURE_SETS
 from semantic_reuse.tools.bench.progress import progress_bar
 from semantic_reuse.tools.calibrate import load_pairs
 from semantic_reuse.tools.train_verifier import TrainOptions, embed_pairs, train, write
@@ -29,7 +30,10 @@ def run_train_verifier(args: argparse.Namespace, console: Console) -> int:
     if any((p.q1, p.q2) in seen for p in calibration_pairs):
         raise SystemExit("--calibrate-on shares pairs with --pairs: hold them apart")
     name = args.name or f"verifier-{args.embedder}"
-    options = TrainOptions(name=name, default_error_rate=args.default_error_rate)
+    options = TrainOptions(
+        name=name, default_error_rate=args.default_error_rate,
+        features=FEATURE_SETS[args.features], monotone_cosine=args.monotone_cosine,
+    )  # fmt: skip
     started = time.perf_counter()
     with progress_bar(console, f"training {name}") as report:
         train_vectors = embed_pairs(embedder, train_pairs, report)
@@ -43,6 +47,7 @@ def run_train_verifier(args: argparse.Namespace, console: Console) -> int:
         "embedder": embedder.name,
         "training_files": [str(p) for p in args.pairs],
         "calibration_files": [str(p) for p in args.calibrate_on],
+        "design": {"features": args.features, "monotone_cosine": args.monotone_cosine},
         "command": shlex.join(["semantic-reuse", *sys.argv[1:]]),
     }  # fmt: skip
     path = write(verifier, figures, args.out, card)

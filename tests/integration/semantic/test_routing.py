@@ -52,6 +52,24 @@ async def test_english_and_chinese_paraphrases_with_the_defaults(
     assert set(stats["breakers"]) == {"semantic", "semantic-multilingual", "splitter"}
 
 
+async def test_the_chinese_verifier_refuses_a_look_alike_that_e5_finds_close(
+    engine: ReuseEngine,
+) -> None:
+    await engine.store("苹果多少钱一斤？", "五元一斤。")
+    await engine.store("怎么重置我的密码？", "在设置页面点击“忘记密码”。")
+    await engine.flush()
+    # The same words but one: another fruit, another price. e5 finds it close; the
+    # verifier (text features, monotone in the cosine) refuses it.
+    refused = await engine.analyze("香蕉多少钱一斤？")
+    assert refused.kind is ReuseKind.MISS
+    assert refused.info.refused_by == "unverified"
+    assert refused.info.probability is not None
+    served = await engine.analyze("我的密码怎么重置？")
+    assert served.kind is ReuseKind.SEMANTIC
+    assert served.info.probability is not None
+    assert served.info.probability > refused.info.probability
+
+
 async def test_clauses_in_two_scripts_are_each_found_in_their_own_store(
     engine: ReuseEngine,
 ) -> None:

@@ -85,7 +85,8 @@ class WordWeights:
         return cls({str(k): float(v) for k, v in data["weights"].items()}, float(data["unknown"]))
 
 
-def _bigrams(text: str) -> set[str]:
+def bigrams(text: str) -> set[str]:
+    """The text's character bigrams (the text itself when shorter than two characters)."""
     return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
 
 
@@ -102,7 +103,7 @@ def pair_features(
     best = scores[0] if scores else 0.0
     q = guard.profile(query)
     q_weight = sum(weights(w) for w in q.words) or 1.0
-    q_bigrams = _bigrams(q.squashed)
+    q_bigrams = bigrams(q.squashed)
     wanted = range(len(candidates)) if rows_for is None else rows_for
     rows = np.zeros((len(wanted), len(FEATURE_NAMES)), dtype=np.float32)
     for i, (prompt, score) in enumerate(candidates[j] for j in wanted):
@@ -112,7 +113,7 @@ def pair_features(
         shared, only_q, only_c = q.words & c.words, q.words - c.words, c.words - q.words
         c_weight = sum(weights(w) for w in c.words) or 1.0
         shared_weight = sum(weights(w) for w in shared)
-        c_bigrams = _bigrams(c.squashed)
+        c_bigrams = bigrams(c.squashed)
         verdict_numbers = guard.compare_numbers(q, c)
         rows[i] = (
             score,

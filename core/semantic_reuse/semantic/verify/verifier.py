@@ -1,7 +1,8 @@
 """The verifier: may the answer cached for one question be served for another?
 
 A :class:`Verifier` scores the few candidates the vector search returned above its floor: a
-tree ensemble (:mod:`.trees`) over cheap signals (:mod:`.features`), its output calibrated
+tree ensemble (:mod:`.trees`) over cheap signals (:mod:`.features`, and the optional ones of
+:mod:`.context_features` when its file names them), its output calibrated
 (isotonic, fitted on held-apart pairs) into the probability that serving the candidate is
 right. An error budget becomes a probability threshold through the calibration table: the
 lowest threshold at which, on the held-apart pairs, wrong answers stayed within the budget
@@ -25,7 +26,8 @@ import numpy.typing as npt
 
 from semantic_reuse.errors import ConfigurationError, InvalidRequestError
 from semantic_reuse.semantic.guard import MatchGuard
-from semantic_reuse.semantic.verify.features import FEATURE_NAMES, WordWeights, pair_features
+from semantic_reuse.semantic.verify.context_features import FeatureSet
+from semantic_reuse.semantic.verify.features import FEATURE_NAMES, WordWeights
 from semantic_reuse.semantic.verify.trees import TreeEnsemble
 
 FloatVector = npt.NDArray[np.float64]
@@ -75,6 +77,8 @@ class Verifier:
     guard: MatchGuard = field(repr=False)
     card: Mapping[str, Any] = field(default_factory=dict, repr=False)
     """Where it came from: embedder, data, command, figures (the model card's facts)."""
+    features: FeatureSet = field(default_factory=lambda: FeatureSet.of(FEATURE_NAMES))
+    """The columns its trees read (its file's ``"features"``); the base ones by default."""
 
     def probabilities(self, query: str, candidates: Sequence[tuple[str, float]]) -> FloatVector:
         """P(right) of serving each candidate's answer for `query`; 0 below the floor."""
@@ -83,7 +87,7 @@ class Verifier:
         keep = [i for i in order[: self.top_k] if candidates[i][1] >= self.floor]
         if not keep:
             return out
-        rows = pair_features(self.guard, self.weights, query, [candidates[i] for i in keep])
+        rows = self.features.rows(self.guard, self.weights, query, [candidates[i] for i in keep])
         out[keep] = self.calibration(self.ensemble.probability(rows))
         return out
 
@@ -100,7 +104,7 @@ class Verifier:
         if candidates[order[0]][1] < self.floor:
             return 0.0
         keep = [candidates[i] for i in order[: self.top_k] if candidates[i][1] >= self.floor]
-        rows = pair_features(self.guard, self.weights, query, keep, rows_for=[0])
+        rows = self.features.rows(self.guard, self.weights, query, keep, rows_for=[0])
         return float(self.calibration(self.ensemble.probability(rows))[0])
 
     def threshold_for(self, max_error_rate: float | None) -> float:
@@ -118,7 +122,7 @@ class Verifier:
         return {
             "format": FORMAT,
             "name": self.name,
-            "features": list(FEATURE_NAMES),
+            "features": list(self.features.names),
             "floor": self.floor,
             "top_k": self.top_k,
             "default_error_rate": self.default_error_rate,
@@ -141,12 +145,21 @@ class Verifier:
     def from_dict(cls, data: Mapping[str, Any], guard: MatchGuard | None = None) -> Verifier:
         if data.get("format") != FORMAT:
             raise ConfigurationError(f"not a verifier file of format {FORMAT!r}")
-        if list(data["features"]) != list(FEATURE_NAMES):
-            raise ConfigurationError("the verifier was trained on other features: retrain it")
+        names = data.get("features")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigurationError("the verifier file's 'features' must be a list of names")
+        features = FeatureSet.of(names)  # an unknown name: a ConfigurationError naming it
+        ensemble = TreeEnsemble.from_dict(data["ensemble"])
+        splits = ensemble.feature[~ensemble.leaf]
+        if splits.size and int(splits.max()) >= len(features.names):
+            raise ConfigurationError(
+                f"the verifier's trees read column {int(splits.max())} of "
+                f"{len(features.names)} features: the file is inconsistent"
+            )
         cal = data["calibration"]
         return cls(
             name=str(data["name"]),
-            ensemble=TreeEnsemble.from_dict(data["ensemble"]),
+            ensemble=ensemble,
             weights=WordWeights.from_dict(data["words"]),
             calibration=Calibration(
                 np.asarray(cal["x"], dtype=np.float64), np.asarray(cal["y"], dtype=np.float64)
@@ -157,6 +170,7 @@ class Verifier:
             default_error_rate=float(data["default_error_rate"]),
             guard=guard or MatchGuard(),
             card=dict(data.get("card", {})),
+            features=features,
         )
 
     @classmethod
