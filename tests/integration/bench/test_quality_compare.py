@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from semantic_reuse import HandlerConfig
 from semantic_reuse.tools.bench import plots
 from semantic_reuse.tools.bench.gptcache_baseline import GPTCacheBaseline
@@ -68,3 +70,24 @@ def test_gptcache_baseline_is_private_and_cleans_up(minilm: Any) -> None:
         folder = one.folder
         assert (folder / "sqlite.db").is_file()
     assert not folder.exists()
+
+
+def test_auto_compares_a_chinese_file_on_e5_and_refuses_a_mixed_one() -> None:
+    from semantic_reuse.tools.bench.quality_compare import route_config
+
+    from ...datasets import ZH_PAIRS
+
+    zh = [LabelledPair(str(i), q1, q2, label) for i, (q1, q2, label) in enumerate(ZH_PAIRS)]
+    # The engine routes Chinese to e5: the shared vectors must be e5's, not MiniLM's.
+    assert route_config(HandlerConfig(), zh).semantic.embedder == "e5"
+    assert route_config(HandlerConfig(), KNOWN).semantic.embedder == "minilm"
+    chosen = HandlerConfig.model_validate({"semantic": {"embedder": "minilm"}})
+    assert route_config(chosen, zh) is chosen  # an explicit choice is kept
+    with pytest.raises(ValueError, match="embedder"):
+        route_config(HandlerConfig(), KNOWN + zh)
+    result = compare_quality(zh, HandlerConfig(), baseline=True)
+    assert result.embedder.startswith("multilingual-e5")
+    ours = result.systems[0].default
+    # With e5 and the Chinese verifier the paraphrases are served, the look-alikes are not.
+    assert ours.correct >= 2
+    assert ours.hits - ours.correct == 0

@@ -1,6 +1,8 @@
 """`bench quality --baseline gptcache`: both systems on one pair file, the same vectors.
 
 1. Every distinct text of the file is embedded once with the configured embedder's model
+   (with ``"auto"``, the default, the model of the route the file's texts take: MiniLM for an
+   English file, e5 for a Chinese one; a file that needs both asks for ``--embedder``)
    (:func:`~semantic_reuse.tools.bench.embeddings.embed_bulk`: MiniLM through its ONNX export,
    e5 on every core, checked against the embedder on a sample; kept in the bench cache).
 2. The engine runs the shared-cache protocol with its default configuration on those
@@ -24,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from semantic_reuse.config import HandlerConfig
+from semantic_reuse.config import AUTO_EMBEDDER, HandlerConfig
 from semantic_reuse.defaults import build_embedder, build_verifier
 from semantic_reuse.semantic.decision import ReusePolicy
 from semantic_reuse.semantic.embedder import Embedder
 from semantic_reuse.semantic.guard import MatchGuard
+from semantic_reuse.semantic.script import needs_multilingual
 from semantic_reuse.semantic.verify import Verifier
 from semantic_reuse.tools.bench.embeddings import PrecomputedEmbedder, embed_bulk
 from semantic_reuse.tools.bench.gptcache_baseline import (
@@ -168,6 +171,22 @@ def run_gptcache(
     )
 
 
+def route_config(config: HandlerConfig, pairs: Sequence[LabelledPair]) -> HandlerConfig:
+    """`config` with ``"auto"`` replaced by the one embedder the texts route to: the comparison
+    shares one set of vectors between the systems, where the engine would route each text."""
+    if config.semantic.embedder != AUTO_EMBEDDER:
+        return config
+    routes = {needs_multilingual(t) for p in pairs for t in (p.q1, p.q2)}
+    if len(routes) > 1:
+        raise ValueError(
+            "the pairs mix English and other scripts, which the engine routes to two embedders; "
+            "set the embedder ('minilm' or 'e5'; --embedder on the command line) to compare on one"
+        )
+    routed = config.model_copy(deep=True)
+    routed.semantic.embedder = "e5" if routes == {True} else "minilm"
+    return routed
+
+
 def compare_quality(
     pairs: Sequence[LabelledPair],
     config: HandlerConfig,
@@ -179,6 +198,8 @@ def compare_quality(
     progress: Progress | None = None,
 ) -> QualityComparison:
     """Both systems on `pairs` with the same vectors (see the module docstring)."""
+    if embedder is None:
+        config = route_config(config, pairs)
     inner = embedder or build_embedder(config)
 
     def step(label: str) -> Callable[[int, int], None] | None:
