@@ -37,6 +37,7 @@ __all__ = [
     "Neighbours",
     "SweepPoint",
     "embed_neighbours",
+    "exact_entries",
     "score_choices",
     "shared_cache_choices",
     "shared_cache_decisions",
@@ -182,13 +183,26 @@ def embed_neighbours(pairs: Sequence[LabelledPair], embed: EmbedFn, k: int = 5) 
     return shared_cache_neighbours(pairs, q1, q2, k=k)
 
 
+def exact_entries(pairs: Sequence[LabelledPair], owner: Sequence[int]) -> list[int | None]:
+    """For every ``q2``: the cache entry that holds its very text (case and spaces folded), or
+    ``None``. In LCQMC a ``q2`` may be another pair's ``q1``; the engine answers it exactly."""
+    entry_of_text = {_normalise_text(p.q1): own for p, own in zip(pairs, owner, strict=True)}
+    return [entry_of_text.get(_normalise_text(p.q2)) for p in pairs]
+
+
 def shared_cache_decisions(
     pairs: Sequence[LabelledPair], neighbours: Neighbours, policy: ReusePolicy
 ) -> list[tuple[int | None, float | None]]:
     """For every ``q2``: the cache entry ``policy`` serves (``None``: a miss) and the
-    verifier's probability of its best candidate (``None`` without a verifier)."""
+    verifier's probability of its best candidate (``None`` without a verifier). A ``q2`` whose
+    very text is cached is served that entry, probability 1: the engine answers it from its
+    exact tiers before any policy (:func:`exact_entries`)."""
     decisions: list[tuple[int | None, float | None]] = []
+    exact = exact_entries(pairs, neighbours.owner)
     for i, pair in enumerate(pairs):
+        if exact[i] is not None:
+            decisions.append((exact[i], 1.0))
+            continue
         row = neighbours.indices[i]
         cands = [
             Candidate(neighbours.entries[j], float(s), int(j))
@@ -218,8 +232,7 @@ def score_choices(
     entry and the pair is labelled 1, or the entry holding the ``q2`` text itself."""
     if len(owner) != len(pairs):
         raise ValueError(f"need one owner per pair: {len(owner)} for {len(pairs)} pairs")
-    entry_of_text = {_normalise_text(p.q1): own for p, own in zip(pairs, owner, strict=True)}
-    identical = [entry_of_text.get(_normalise_text(p.q2)) for p in pairs]
+    identical = exact_entries(pairs, owner)
     hits = correct = positives = 0
     for pair, own, same, choice in zip(pairs, owner, identical, choices, strict=True):
         positives += pair.label == 1 or same is not None

@@ -4,7 +4,10 @@
 2. The shared-cache protocol is replayed on the training pairs, in caches of ``cache_size``
    pairs: the ``q1`` s are stored, each ``q2`` asks, and its ``top_k`` neighbours above the
    floor become rows (the candidate is right when it is the pair's own ``q1`` and the pair is
-   labelled 1). The verifier thus learns on the hard negatives a cache really returns.
+   labelled 1). The verifier thus learns on the hard negatives a cache really returns. A
+   ``q2`` whose very text is cached (another pair's ``q1``, as in LCQMC) is left out: the
+   engine answers it from its exact tiers, and counting its candidate wrong taught the trees
+   and the calibration that an identical question may be wrong.
 3. A gradient-boosted tree ensemble (scikit-learn, training time only) is fitted on the rows
    (the columns of ``features``; with ``monotone_cosine``, constrained so that a higher cosine
    never lowers the score) and exported to plain arrays; its numpy evaluation is checked
@@ -34,6 +37,7 @@ from semantic_reuse.semantic.verify.features import FEATURE_NAMES, WordWeights
 from semantic_reuse.semantic.verify.trees import TreeEnsemble
 from semantic_reuse.semantic.verify.verifier import BudgetPoint, Calibration, Verifier
 from semantic_reuse.tools.calibrate import LabelledPair, shared_cache_neighbours
+from semantic_reuse.tools.shared_cache import exact_entries
 
 Report = Callable[[str, int, int], None]
 FloatMatrix = npt.NDArray[np.float32]
@@ -84,13 +88,18 @@ def replay(
     xs: list[FloatMatrix] = []
     right: list[int] = []
     owner_query: list[int] = []
+    skipped_positives = 0
     for start in range(0, n, options.cache_size):
         part = list(range(start, min(n, start + options.cache_size)))
         chunk = [pairs[i] for i in part]
         nb = shared_cache_neighbours(
             chunk, vectors[part], vectors[[n + i for i in part]], k=options.top_k
         )
+        exact = exact_entries(chunk, nb.owner)
         for local, i in enumerate(part):
+            if exact[local] is not None:
+                skipped_positives += pairs[i].label
+                continue  # answered from the exact tiers: the verifier never sees it
             candidates = [
                 (nb.entries[int(j)], float(s), int(j))
                 for j, s in zip(nb.indices[local], nb.scores[local], strict=True)
@@ -108,7 +117,7 @@ def replay(
     x = np.concatenate(xs) if xs else np.zeros((0, len(features.names)), dtype=np.float32)
     return Rows(
         x, np.asarray(right, dtype=np.int8), np.asarray(owner_query, dtype=np.int64),
-        positives=sum(p.label for p in pairs), queries=n,
+        positives=sum(p.label for p in pairs) - skipped_positives, queries=n,
     )  # fmt: skip
 
 

@@ -254,3 +254,38 @@ def test_default_thresholds() -> None:
     assert grid[-1] == 0.99
     assert len(grid) == 50
     assert default_thresholds(0.9, 1.0, 0.05) == [0.9, 0.95, 1.0]
+
+
+def test_a_cached_text_is_served_exactly_before_any_policy_and_left_out_of_training() -> None:
+    """As the engine answers a question whose very text is cached from its exact tiers, the
+    replays serve it with probability 1 whatever the policy, and the verifier's training and
+    calibration leave it out (it never sees it; counting it wrong taught it the opposite)."""
+    from semantic_reuse.semantic.decision import ReusePolicy
+    from semantic_reuse.semantic.verify import Verifier
+    from semantic_reuse.tools.shared_cache import exact_entries, shared_cache_decisions
+    from semantic_reuse.tools.train_verifier import TrainOptions, replay
+
+    pairs = [
+        LabelledPair("X", "How tall is Everest?", "How high is Mount Everest?", 1),
+        LabelledPair("Y", "What is the capital of Peru?", "how tall is  everest?", 0),
+    ]
+    vectors = {
+        pairs[0].q1: unit((0, 1.0)),
+        pairs[0].q2: unit((0, 0.95), (1, side(0.95))),
+        pairs[1].q1: unit((2, 1.0)),
+        pairs[1].q2: unit((0, 1.0)),
+    }
+    q1 = np.stack([vectors[p.q1] for p in pairs])
+    q2 = np.stack([vectors[p.q2] for p in pairs])
+    neighbours = shared_cache_neighbours(pairs, q1, q2, k=2)
+    assert exact_entries(pairs, neighbours.owner) == [None, 0]
+    verifier = Verifier.bundled("en")
+    # A bar no candidate can reach: only the exact answer is served.
+    never = ReusePolicy(verifier.floor, 0.0, MatchGuard(), verifier=verifier, min_probability=1.5)
+    decisions = shared_cache_decisions(pairs, neighbours, never)
+    assert decisions[0][0] is None
+    assert decisions[1] == (0, 1.0)
+    rows = replay(pairs, np.concatenate([q1, q2]), MatchGuard(), verifier.weights,
+                  TrainOptions(name="t"))  # fmt: skip
+    assert set(rows.query.tolist()) == {0}  # Y's question is not a training row
+    assert rows.positives == 1
