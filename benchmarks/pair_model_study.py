@@ -39,6 +39,7 @@ from semantic_reuse.defaults import build_embedder
 from semantic_reuse.semantic.verify.verifier import Verifier
 from semantic_reuse.tools.calibrate import LabelledPair, load_pairs, shared_cache_neighbours
 from semantic_reuse.tools.train_verifier import embed_pairs, split_halves
+from verifier_study import recall_at_precision  # beside this script
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -128,12 +129,6 @@ def _logits(model_dir: Path, firsts: list[str], seconds: list[str]) -> Any:
     return np.asarray(out)
 
 
-def _recall_at(scores: Any, right: Any, positives: int, precision: float) -> float:
-    hits = np.cumsum(right[np.argsort(-scores, kind="stable")])
-    ok = hits / np.arange(1, len(hits) + 1) >= precision
-    return round(float(hits[ok].max() / positives), 4) if ok.any() else 0.0
-
-
 def evaluate(args: argparse.Namespace) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -153,10 +148,14 @@ def evaluate(args: argparse.Namespace) -> None:
         scores = {"cosine": cosine, "verifier": p, "cross-encoder": ce,
                   "blend": blend.predict_proba(x)[:, 1]}  # fmt: skip
         report[name] = {
-            label: {"auc": round(float(roc_auc_score(right, s)), 3),
-                    f"recall_at_precision_{bar}": _recall_at(s, right, positives, bar)}
+            label: {
+                "auc": round(float(roc_auc_score(right, s)), 3),
+                f"recall_at_precision_{bar}": round(
+                    recall_at_precision(s, right, positives, bar), 4
+                ),
+            }
             for label, s in scores.items()
-        }  # fmt: skip
+        }
     print(json.dumps(report, indent=1))
 
 
